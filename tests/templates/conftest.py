@@ -1,0 +1,24 @@
+"""Shared fixtures for template tests: the project's templates, loaded once."""
+
+from pathlib import Path
+
+import pytest
+
+from tools.cfn_template import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def root_template() -> dict:
+    return load_template(ROOT / "template.yaml")
+
+
+@pytest.fixture(scope="session")
+def network_template() -> dict:
+    return load_template(ROOT / "nested" / "network.yaml")

@@ -1,0 +1,98 @@
+"""The root template: SAM transform, the reference stack's parameters, and its rules."""
+
+import pytest
+
+from tools.cfn_template import rule_violations
+
+TOKEN = {"BuildkiteAgentToken": "not-a-real-token"}
+REFERENCE_PARAMETERS = {
+    # name: default, as the reference stack users migrate from has it
+    "BuildkiteQueue": "default",
+    "AgentEndpoint": "https://agent.buildkite.com/v3",
+    "InstanceTypes": "t3.large",
+    "AgentsPerInstance": 1,
+    "RootVolumeSize": 250,
+    "MinSize": 0,
+    "MaxSize": 10,
+    "InstanceBuffer": 0,
+    "ScaleOutFactor": 1.0,
+    "ScaleInCooldownPeriod": 3600,
+    "ScaleInIdlePeriod": 600,
+    "DisableScaleIn": "true",
+    "InstanceScaleInProtection": "true",
+    "ScaleOutForWaitingJobs": "false",
+    "OnDemandBaseCapacity": 0,
+    "OnDemandPercentage": 100,
+    "SpotAllocationStrategy": "capacity-optimized",
+    "EnableScheduledScaling": "false",
+    "ScheduleTimezone": "UTC",
+    "ScaleUpSchedule": "0 8 * * MON-FRI",
+    "ScaleUpMinSize": 1,
+    "ScaleDownSchedule": "0 18 * * MON-FRI",
+    "ScaleDownMinSize": 0,
+    "EnableSecretsPlugin": "true",
+    "EnableECRPlugin": "true",
+    "EnableDockerLoginPlugin": "true",
+    "PipelineSigningKMSAccess": "sign-and-verify",
+    "EnableCostAllocationTags": "false",
+}
+
+
+def test_is_a_sam_template(root_template):
+    assert root_template["Transform"] == "AWS::Serverless-2016-10-31"
+
+
+@pytest.mark.parametrize(("name", "default"), sorted(REFERENCE_PARAMETERS.items()))
+def test_reference_parameters_keep_their_defaults(root_template, name, default):
+    assert root_template["Parameters"][name]["Default"] == default
+
+
+def test_token_is_never_echoed(root_template):
+    assert root_template["Parameters"]["BuildkiteAgentToken"]["NoEcho"] is True
+
+
+def test_imdsv2_is_required_by_default(root_template):
+    assert root_template["Parameters"]["IMDSv2Tokens"]["Default"] == "required"
+
+
+def test_min_size_limit_is_documented(root_template):
+    assert "MaxSize" in root_template["Parameters"]["MinSize"]["Description"]
+
+
+@pytest.mark.parametrize(
+    ("parameters", "broken"),
+    [
+        (
+            {},
+            ["Give exactly one of BuildkiteAgentToken and BuildkiteAgentTokenParameterStorePath."],
+        ),
+        (
+            {**TOKEN, "BuildkiteAgentTokenParameterStorePath": "/bk/token"},
+            ["Give exactly one of BuildkiteAgentToken and BuildkiteAgentTokenParameterStorePath."],
+        ),
+        (TOKEN, []),
+        ({"BuildkiteAgentTokenParameterStorePath": "/bk/token"}, []),
+        ({**TOKEN, "PipelineSigningKMSKeyId": "key-1"}, []),
+        ({**TOKEN, "PipelineSigningKMSKeySpec": "ECC_NIST_P256"}, []),
+        ({**TOKEN, "KeyName": "ops", "SshIngressCidr": "192.0.2.0/24"}, []),
+        ({**TOKEN, "VpcId": "vpc-1", "Subnets": "subnet-1"}, []),
+    ],
+)
+def test_rules(root_template, parameters, broken):
+    assert rule_violations(root_template, parameters) == broken
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        (
+            {"PipelineSigningKMSKeyId": "key-1", "PipelineSigningKMSKeySpec": "ECC_NIST_P256"},
+            "not both",
+        ),
+        ({"KeyName": "ops"}, "SshIngressCidr must be given"),
+        ({"VpcId": "vpc-1"}, "Subnets must be given"),
+    ],
+)
+def test_rules_refuse_contradictions(root_template, parameters, message):
+    (broken,) = rule_violations(root_template, {**TOKEN, **parameters})
+    assert message in broken

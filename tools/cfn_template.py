@@ -1,0 +1,329 @@
+"""Load CloudFormation templates and render their conditions for a set of parameter values.
+
+Tests and tools use this to ask "which resources does this template create for these
+parameters?" without an AWS account. It understands the YAML short-form tags, evaluates the
+condition functions (`Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or`, `Condition`) over parameters,
+pseudo parameters and the value functions they may contain (`Ref`, `Fn::Join`, `Fn::Select`,
+`Fn::Split`, `Fn::Sub`, `Fn::FindInMap`), and resolves `Fn::If` / `AWS::NoValue` inside
+resources and outputs. Anything that needs a deployed resource (`Fn::GetAtt`, `Ref` to a
+resource) is left as written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+PSEUDO_PARAMETERS: dict[str, str] = {
+    "AWS::AccountId": "123456789012",
+    "AWS::NotificationARNs": "",
+    "AWS::Partition": "aws",
+    "AWS::Region": "us-east-1",
+    "AWS::StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/test-stack/guid",
+    "AWS::StackName": "test-stack",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+
+_NO_VALUE = object()
+_LIST_TYPES = ("List<", "CommaDelimitedList")
+
+
+class TemplateError(ValueError):
+    """The template or the parameter values given for it are not valid."""
+
+
+class _Unresolved(Exception):
+    """A value depends on something only a deployment knows (a resource, an attribute)."""
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that turns `!Ref x` into `{"Ref": "x"}`, `!Sub s` into `{"Fn::Sub": s}`..."""
+
+
+def _construct_tag(loader: _CfnLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "Condition":
+        return {"Condition": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{tag_suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _construct_tag)
+
+
+def load_template(path: str | Path) -> dict[str, Any]:
+    """Parse a CloudFormation/SAM template (YAML or JSON) into plain Python values."""
+    text = Path(path).read_text(encoding="utf-8")
+    template = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - _CfnLoader is a SafeLoader
+    if not isinstance(template, dict) or "Resources" not in template:
+        raise TemplateError(f"{path}: not a CloudFormation template (no Resources)")
+    return template
+
+
+@dataclass
+class Rendered:
+    """A template as CloudFormation would see it for one set of parameter values."""
+
+    parameters: dict[str, Any]
+    conditions: dict[str, bool]
+    resources: dict[str, dict[str, Any]]
+    outputs: dict[str, dict[str, Any]]
+    mappings: dict[str, Any] = field(default_factory=dict)
+
+    def evaluate(self, value: Any) -> Any:
+        """Resolve every intrinsic in `value` that depends only on parameters.
+
+        Raises TemplateError when something needs a deployed resource.
+        """
+        try:
+            return _Evaluator(self.parameters, self.conditions, self.mappings).value(value)
+        except _Unresolved as exc:
+            raise TemplateError(f"cannot resolve without a deployment: {exc}") from None
+
+    def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        """The rendered resources of one type, by logical id."""
+        return {
+            name: resource
+            for name, resource in self.resources.items()
+            if resource.get("Type") == resource_type
+        }
+
+
+def parameter_values(template: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge `given` over the template's defaults, checking names, presence and AllowedValues."""
+    declared: Mapping[str, Any] = template.get("Parameters") or {}
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise TemplateError(f"unknown parameters: {', '.join(unknown)}")
+    values: dict[str, Any] = dict(PSEUDO_PARAMETERS)
+    for name, spec in declared.items():
+        if name in given:
+            raw = given[name]
+        elif "Default" in spec:
+            raw = spec["Default"]
+        else:
+            raise TemplateError(f"parameter {name} has no default and no value was given")
+        is_list = str(spec.get("Type", "String")).startswith(_LIST_TYPES)
+        if is_list:
+            items = raw if isinstance(raw, list) else [s for s in str(raw).split(",") if s != ""]
+            value: Any = [str(item).strip() for item in items]
+        else:
+            value = str(raw)
+        allowed = spec.get("AllowedValues")
+        if allowed is not None:
+            allowed_strings = {str(a) for a in allowed}
+            checked = value if is_list else [value]
+            bad = [item for item in checked if item not in allowed_strings]
+            if bad:
+                raise TemplateError(f"parameter {name}: {bad} not in AllowedValues {allowed}")
+        values[name] = value
+    return values
+
+
+def render(template: Mapping[str, Any], parameters: Mapping[str, Any] | None = None) -> Rendered:
+    """Evaluate the template's conditions and keep what they allow, with `Fn::If` resolved."""
+    values = parameter_values(template, parameters or {})
+    mappings = dict(template.get("Mappings") or {})
+    evaluator = _Evaluator(values, {}, mappings, template.get("Conditions") or {})
+    conditions = {name: evaluator.condition(name) for name in template.get("Conditions") or {}}
+    evaluator.conditions = conditions
+
+    def kept(section: str) -> dict[str, dict[str, Any]]:
+        result = {}
+        for name, body in (template.get(section) or {}).items():
+            condition = body.get("Condition")
+            if condition is not None and not _known_condition(conditions, condition):
+                continue
+            result[name] = evaluator.branches(body)
+        return result
+
+    return Rendered(values, conditions, kept("Resources"), kept("Outputs"), mappings)
+
+
+def rule_violations(template: Mapping[str, Any], parameters: Mapping[str, Any]) -> list[str]:
+    """The AssertDescription of every template rule assertion these parameter values break."""
+    values = parameter_values(template, parameters)
+    evaluator = _Evaluator(values, {}, template.get("Mappings") or {})
+    broken = []
+    for name, rule in (template.get("Rules") or {}).items():
+        if "RuleCondition" in rule and not evaluator.truth(rule["RuleCondition"]):
+            continue
+        for assertion in rule["Assertions"]:
+            if not evaluator.truth(assertion["Assert"]):
+                broken.append(assertion.get("AssertDescription", name))
+    return broken
+
+
+def _known_condition(conditions: Mapping[str, bool], name: str) -> bool:
+    if name not in conditions:
+        raise TemplateError(f"condition {name} is not declared")
+    return conditions[name]
+
+
+class _Evaluator:
+    """Evaluates intrinsic functions against known parameter values."""
+
+    def __init__(
+        self,
+        parameters: Mapping[str, Any],
+        conditions: Mapping[str, bool],
+        mappings: Mapping[str, Any],
+        condition_bodies: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.parameters = parameters
+        self.conditions = dict(conditions)
+        self.mappings = mappings
+        self.condition_bodies = condition_bodies or {}
+        self._evaluating: set[str] = set()
+
+    # Conditions -------------------------------------------------------------------------
+    def condition(self, name: str) -> bool:
+        if name in self.conditions:
+            return self.conditions[name]
+        if name not in self.condition_bodies:
+            raise TemplateError(f"condition {name} is not declared")
+        if name in self._evaluating:
+            raise TemplateError(f"condition {name} refers to itself")
+        self._evaluating.add(name)
+        result = self.truth(self.condition_bodies[name])
+        self._evaluating.discard(name)
+        self.conditions[name] = result
+        return result
+
+    def truth(self, expression: Any) -> bool:
+        if not isinstance(expression, dict) or len(expression) != 1:
+            raise TemplateError(f"not a condition expression: {expression!r}")
+        ((function, argument),) = expression.items()
+        if function == "Condition":
+            return self.condition(argument)
+        if function == "Fn::Equals":
+            try:
+                left, right = (self.value(item) for item in argument)
+            except _Unresolved as exc:
+                raise TemplateError(f"a condition cannot depend on {exc}") from None
+            return str(left) == str(right) if not isinstance(left, list) else left == right
+        if function == "Fn::Not":
+            return not self.truth(argument[0])
+        if function == "Fn::And":
+            return all(self.truth(item) for item in argument)
+        if function == "Fn::Or":
+            return any(self.truth(item) for item in argument)
+        if function == "Fn::EachMemberEquals":
+            members, expected = (self.value(item) for item in argument)
+            return all(str(member) == str(expected) for member in members)
+        if function == "Fn::Contains":
+            members, expected = (self.value(item) for item in argument)
+            return str(expected) in [str(member) for member in members]
+        raise TemplateError(f"unsupported condition function {function}")
+
+    # Fn::If inside resources and outputs ------------------------------------------------
+    def branches(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [item for item in (self.branches(v) for v in value) if item is not _NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, argument),) = value.items()
+            if key == "Fn::If":
+                name, when_true, when_false = argument
+                return self.branches(when_true if self.condition(name) else when_false)
+            if key == "Ref" and argument == "AWS::NoValue":
+                return _NO_VALUE
+        result = {}
+        for key, item in value.items():
+            resolved = self.branches(item)
+            if resolved is not _NO_VALUE:
+                result[key] = resolved
+        return result
+
+    # Values -----------------------------------------------------------------------------
+    def value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.value(item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) != 1:
+            return {key: self.value(item) for key, item in value.items()}
+        ((function, argument),) = value.items()
+        handler = self._functions.get(function)
+        if handler is None:
+            if function.startswith("Fn::"):
+                raise _Unresolved(function)
+            return {function: self.value(argument)}
+        return handler(self, argument)
+
+    def _ref(self, name: str) -> Any:
+        if name in self.parameters:
+            return self.parameters[name]
+        raise _Unresolved(f"Ref {name}")
+
+    def _join(self, argument: list[Any]) -> str:
+        delimiter, items = argument
+        return str(delimiter).join(str(item) for item in self.value(items))
+
+    def _select(self, argument: list[Any]) -> Any:
+        index, items = argument
+        items = self.value(items)
+        index = int(self.value(index))
+        if not 0 <= index < len(items):
+            raise TemplateError(f"Fn::Select index {index} out of range for {items!r}")
+        return items[index]
+
+    def _split(self, argument: list[Any]) -> list[str]:
+        delimiter, text = argument
+        return str(self.value(text)).split(delimiter)
+
+    def _sub(self, argument: Any) -> str:
+        if isinstance(argument, list):
+            text, variables = argument
+            local = {key: self.value(item) for key, item in variables.items()}
+        else:
+            text, local = argument, {}
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in local:
+                return str(local[name])
+            if "." in name:
+                raise _Unresolved(f"Fn::Sub ${{{name}}}")
+            resolved = self._ref(name)
+            return ",".join(resolved) if isinstance(resolved, list) else str(resolved)
+
+        return re.sub(r"\$\{([^}]+)\}", substitute, text)
+
+    def _find_in_map(self, argument: list[Any]) -> Any:
+        map_name, top, second = (self.value(item) for item in argument)
+        try:
+            return self.mappings[map_name][top][second]
+        except KeyError:
+            raise TemplateError(f"Fn::FindInMap {map_name}/{top}/{second} not found") from None
+
+    def _if(self, argument: list[Any]) -> Any:
+        name, when_true, when_false = argument
+        return self.value(when_true if self.condition(name) else when_false)
+
+    _functions: ClassVar[dict[str, Any]] = {
+        "Ref": _ref,
+        "Fn::Join": _join,
+        "Fn::Select": _select,
+        "Fn::Split": _split,
+        "Fn::Sub": _sub,
+        "Fn::FindInMap": _find_in_map,
+        "Fn::If": _if,
+        "Condition": lambda self, name: self.condition(name),
+    }
