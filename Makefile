@@ -17,7 +17,7 @@ help:
 	@echo "make demo   - set up .venv, then run the project's main job locally"
 	@echo "make build  - sam build (python3.13/arm64 artifacts, no Docker needed)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(wildcard functions/*/__init__.py)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "make: Python 3.11+ is required (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
