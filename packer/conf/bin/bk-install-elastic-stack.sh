@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# bk-install-elastic-stack.sh: configure and start the Buildkite agent on first boot.
+#
+# Run as root by the launch template's user data, which exports the settings listed in
+# packer/boot-settings.txt (the only environment this script reads). In order: error trap (mark
+# the instance unhealthy, signal failure to CloudFormation, power off); log to
+# /var/log/elastic-stack.log; run once per instance (the status file makes a reboot a no-op);
+# ship logs; IMDSv2; write the non-secret settings file for hooks and instance scripts; agent
+# tags; the agent token from SSM (decrypted, never echoed, never on a command line, in a file only
+# root and the agent can read); the agent config; the optional env file; the user's bootstrap
+# script; the lifecycle handler; wait for docker; start the agent; signal success.
+set -Eeuo pipefail
+
+# shellcheck source-path=SCRIPTDIR
+# shellcheck source=bk-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bk-lib.sh"
+
+LOG_FILE="$BK_LOG_DIR/elastic-stack.log"
+CLOUDWATCH_CONFIG=/opt/aws/amazon-cloudwatch-agent/etc/buildkite-agent.json
+DOCKER_WAIT_ATTEMPTS=60
+DOCKER_WAIT_SECONDS=2
+instance_id=""
+
+# signal_cloudformation EXIT_CODE: tell CloudFormation how the boot went. Instances launched after
+# the stack finished (scale-out, replacement) have nobody waiting, so a refused signal is logged
+# and ignored.
+signal_cloudformation() {
+  if [[ -z "${BUILDKITE_CFN_RESOURCE:-}" || -z "${BUILDKITE_STACK_NAME:-}" ]]; then
+    bk_log "no stack resource to signal"
+    return 0
+  fi
+  cfn-signal --region "${AWS_REGION:-}" --stack "$BUILDKITE_STACK_NAME" \
+    --resource "$BUILDKITE_CFN_RESOURCE" --exit-code "$1" ||
+    bk_log "cfn-signal --exit-code $1 was not accepted (nobody waiting for it); carrying on"
+}
+
+on_error() {
+  local exit_code=$1 line=$2
+  trap - ERR
+  set +e
+  bk_log "boot failed at line $line with exit code $exit_code"
+  printf 'Failed\n' >"$BK_STATUS_FILE"
+  if [[ -z "$instance_id" ]]; then
+    instance_id="$(bk_imds instance-id)"
+  fi
+  if [[ -n "$instance_id" ]]; then
+    bk_aws autoscaling set-instance-health --instance-id "$instance_id" \
+      --health-status Unhealthy >/dev/null ||
+      bk_log "could not mark $instance_id unhealthy"
+  else
+    bk_log "instance id unknown (IMDS unavailable); cannot mark the instance unhealthy"
+  fi
+  signal_cloudformation 1
+  bk_log "powering off"
+  systemctl poweroff --no-block
+  exit "$exit_code"
+}
+
+# require NAME...: fail unless every named setting is non-empty.
+require() {
+  local name
+  for name in "$@"; do
+    if [[ -z "${!name:-}" ]]; then
+      bk_log "required setting $name is empty"
+      return 1
+    fi
+  done
+}
+
+# require_count NAME MINIMUM: fail unless the setting is a whole number >= MINIMUM.
+require_count() {
+  local name=$1 minimum=$2
+  if ! [[ "${!name:-}" =~ ^[0-9]+$ ]] || ((${!name} < minimum)); then
+    bk_log "setting $name must be a whole number >= $minimum"
+    return 1
+  fi
+}
+
+# config_value NAME VALUE: refuse values that could break out of a quoted agent config line.
+config_value() {
+  if [[ "$2" == *[\"\\$'\n']* ]]; then
+    bk_log "setting $1 contains a quote, backslash or newline"
+    return 1
+  fi
+}
+
+check_status() {
+  if [[ -f "$BK_STATUS_FILE" ]]; then
+    if [[ "$(<"$BK_STATUS_FILE")" == Completed ]]; then
+      bk_log "boot already completed on this instance; nothing to do"
+      exit 0
+    fi
+    bk_log "an earlier boot did not complete ($(<"$BK_STATUS_FILE")); not continuing from an unknown state"
+    return 1
+  fi
+  printf 'Started\n' >"$BK_STATUS_FILE"
+}
+
+start_log_shipping() {
+  amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c "file:$CLOUDWATCH_CONFIG" >/dev/null ||
+    bk_log "warning: the CloudWatch agent did not start; logs stay on the instance"
+}
+
+# write_settings: the non-secret settings hooks and root-run instance scripts source. Values are
+# shell-quoted; the region only fills in for jobs that did not choose one.
+write_settings() {
+  local name partial
+  partial="$(mktemp "$BK_SETTINGS_FILE.XXXXXX")"
+  {
+    printf '# Written by bk-install-elastic-stack.sh at boot. Not secret.\n'
+    # shellcheck disable=SC2016 # the ${...:-} defaults are expanded when the file is sourced
+    printf 'export AWS_REGION="${AWS_REGION:-%s}"\nexport AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-%s}"\n' \
+      "$AWS_REGION" "$AWS_REGION"
+    for name in BUILDKITE_STACK_NAME BUILDKITE_STACK_VERSION BUILDKITE_QUEUE \
+      BUILDKITE_AGENTS_PER_INSTANCE BUILDKITE_TERMINATE_INSTANCE_AFTER_JOB \
+      BUILDKITE_LIFECYCLE_HOOK_NAME BUILDKITE_SECRETS_BUCKET BUILDKITE_SECRETS_BUCKET_REGION \
+      BUILDKITE_ARTIFACTS_BUCKET BUILDKITE_ECR_PLUGIN_ENABLED \
+      BUILDKITE_DOCKER_LOGIN_PLUGIN_ENABLED BUILDKITE_SECRETS_PLUGIN_ENABLED \
+      BUILDKITE_DISK_MIN_FREE_GB BUILDKITE_DISK_MIN_FREE_INODES; do
+      printf 'export %s=%q\n' "$name" "${!name:-}"
+    done
+  } >"$partial"
+  chmod 0640 "$partial"
+  chown root:buildkite-agent "$partial"
+  mv -f "$partial" "$BK_SETTINGS_FILE"
+}
+
+# agent_tags: queue=, docker=, stack=, buildkite-aws-stack=, then the user's tags.
+agent_tags() {
+  local docker_version
+  docker_version="$(docker version --format '{{.Client.Version}}' 2>/dev/null)" || docker_version=unknown
+  local tags="queue=$BUILDKITE_QUEUE,docker=$docker_version,stack=$BUILDKITE_STACK_NAME"
+  tags+=",buildkite-aws-stack=${BUILDKITE_STACK_VERSION:-unknown}"
+  if [[ -n "${BUILDKITE_AGENT_TAGS:-}" ]]; then
+    tags+=",$BUILDKITE_AGENT_TAGS"
+  fi
+  printf '%s' "$tags"
+}
+
+# write_agent_config TAGS: the agent config, the only file holding the token. The token travels
+# from the SSM response into a variable and out through printf (a shell builtin): never an
+# argument of another process, never logged.
+write_agent_config() {
+  local tags=$1 token partial
+  bk_log "reading the agent token from SSM parameter $BUILDKITE_AGENT_TOKEN_PATH"
+  token="$(bk_aws ssm get-parameter --name "$BUILDKITE_AGENT_TOKEN_PATH" --with-decryption \
+    --query Parameter.Value --output text)"
+  if [[ -z "$token" || "$token" == None ]]; then
+    bk_log "the agent token parameter is empty"
+    return 1
+  fi
+  if [[ "$token" == *[\"\\[:space:]]* ]]; then
+    bk_log "the agent token contains a quote, backslash or whitespace"
+    return 1
+  fi
+
+  partial="$(umask 077 && mktemp "$BK_AGENT_CFG.XXXXXX")"
+  chown root:buildkite-agent "$partial"
+  chmod 0640 "$partial"
+  {
+    printf 'name="%s-%s-%%spawn"\n' "$BUILDKITE_STACK_NAME" "$instance_id"
+    printf 'token="%s"\n' "$token"
+    printf 'tags="%s"\n' "$tags"
+    printf 'tags-from-ec2-meta-data=true\n'
+    printf 'spawn=%s\n' "$BUILDKITE_AGENTS_PER_INSTANCE"
+    printf 'disconnect-after-idle-timeout=%s\n' "$BUILDKITE_SCALE_IN_IDLE_PERIOD"
+    if bk_is_true "${BUILDKITE_TERMINATE_INSTANCE_AFTER_JOB:-false}"; then
+      printf 'disconnect-after-job=true\n'
+    fi
+    if [[ -n "${BUILDKITE_AGENT_ENDPOINT:-}" ]]; then
+      printf 'endpoint="%s"\n' "$BUILDKITE_AGENT_ENDPOINT"
+    fi
+    printf 'build-path="/var/lib/buildkite-agent/builds"\n'
+    printf 'hooks-path="/etc/buildkite-agent/hooks"\n'
+    printf 'plugins-path="/var/lib/buildkite-agent/plugins"\n'
+    printf 'priority=%%n\n'
+    printf 'no-color=true\n'
+    if [[ -n "${BUILDKITE_PIPELINE_SIGNING_KMS_KEY:-}" ]]; then
+      printf 'signing-aws-kms-key="%s"\n' "$BUILDKITE_PIPELINE_SIGNING_KMS_KEY"
+      printf 'verification-failure-behavior=block\n'
+    fi
+  } >"$partial"
+  token=""
+  mv -f "$partial" "$BK_AGENT_CFG"
+  bk_log "wrote $BK_AGENT_CFG (mode 0640, root:buildkite-agent)"
+}
+
+install_env_file() {
+  if [[ -z "${BUILDKITE_ENV_FILE_URL:-}" ]]; then
+    return 0
+  fi
+  bk_log "fetching the agent environment file from $BUILDKITE_ENV_FILE_URL"
+  local partial
+  partial="$(umask 077 && mktemp "$BK_AGENT_ENV_FILE.XXXXXX")"
+  bk-fetch "$BUILDKITE_ENV_FILE_URL" "$partial"
+  chown root:buildkite-agent "$partial"
+  chmod 0640 "$partial"
+  mv -f "$partial" "$BK_AGENT_ENV_FILE"
+}
+
+run_bootstrap_script() {
+  if [[ -z "${BUILDKITE_BOOTSTRAP_SCRIPT_URL:-}" ]]; then
+    return 0
+  fi
+  local script="$BK_STATE_DIR/bootstrap-script"
+  bk_log "running the bootstrap script from $BUILDKITE_BOOTSTRAP_SCRIPT_URL"
+  bk-fetch "$BUILDKITE_BOOTSTRAP_SCRIPT_URL" "$script"
+  chmod 0700 "$script"
+  bash "$script"
+  bk_log "the bootstrap script finished"
+}
+
+wait_for_docker() {
+  local attempt
+  systemctl start docker.service
+  for ((attempt = 1; attempt <= DOCKER_WAIT_ATTEMPTS; attempt++)); do
+    if docker info >/dev/null 2>&1; then
+      bk_log "docker is ready"
+      return 0
+    fi
+    sleep "$DOCKER_WAIT_SECONDS"
+  done
+  bk_log "docker did not become ready"
+  return 1
+}
+
+main() {
+  mkdir -p "$BK_LOG_DIR" "$BK_STATE_DIR" "$BK_CONFIG_DIR"
+  printf '%s: logging to %s\n' "${0##*/}" "$LOG_FILE"
+  exec >>"$LOG_FILE" 2>&1
+  trap 'on_error $? $LINENO' ERR
+
+  bk_log "starting"
+  check_status
+  start_log_shipping
+
+  require AWS_REGION BUILDKITE_STACK_NAME BUILDKITE_QUEUE BUILDKITE_AGENT_TOKEN_PATH
+  if ! [[ "$AWS_REGION" =~ ^[a-z0-9-]+$ ]]; then
+    bk_log "AWS_REGION '$AWS_REGION' is not a region name"
+    return 1
+  fi
+  require_count BUILDKITE_AGENTS_PER_INSTANCE 1
+  require_count BUILDKITE_SCALE_IN_IDLE_PERIOD 0
+  local name
+  for name in BUILDKITE_STACK_NAME BUILDKITE_QUEUE BUILDKITE_AGENT_TAGS BUILDKITE_AGENT_ENDPOINT \
+    BUILDKITE_STACK_VERSION BUILDKITE_PIPELINE_SIGNING_KMS_KEY; do
+    config_value "$name" "${!name:-}"
+  done
+
+  if [[ -n "${BUILDKITE_PIPELINE_SIGNING_KMS_KEY:-}" ]]; then
+    # The access level is granted by the instance role; the agent is configured the same way.
+    case "${BUILDKITE_PIPELINE_SIGNING_KMS_ACCESS:-}" in
+      sign-and-verify | verify) ;;
+      *)
+        bk_log "BUILDKITE_PIPELINE_SIGNING_KMS_ACCESS must be sign-and-verify or verify"
+        return 1
+        ;;
+    esac
+    bk_log "pipeline signing with KMS key $BUILDKITE_PIPELINE_SIGNING_KMS_KEY ($BUILDKITE_PIPELINE_SIGNING_KMS_ACCESS)"
+  fi
+
+  bk_imds_refresh_token
+  instance_id="$(bk_imds instance-id)"
+  local lifecycle_state
+  lifecycle_state="$(bk_imds autoscaling/target-lifecycle-state)" || lifecycle_state=""
+  bk_log "instance $instance_id, target lifecycle state '${lifecycle_state:-unknown}'"
+
+  write_settings
+  local tags
+  tags="$(agent_tags)"
+  bk_log "agent tags: $tags"
+  config_value BUILDKITE_AGENT_TAGS "$tags"
+  write_agent_config "$tags"
+  install_env_file
+  run_bootstrap_script
+
+  systemctl enable --now bk-lifecycle-handler.service
+  wait_for_docker
+
+  if [[ "$lifecycle_state" == Warmed:* ]]; then
+    bk_log "booted into the warm pool: the agent starts when the instance enters service"
+    : >"$BK_WARM_MARKER"
+    systemctl enable "$BK_AGENT_UNIT"
+  else
+    systemctl enable --now "$BK_AGENT_UNIT"
+    bk_log "started the agent"
+  fi
+
+  signal_cloudformation 0
+  printf 'Completed\n' >"$BK_STATUS_FILE"
+  bk_log "boot completed"
+}
+
+main "$@"

@@ -1,0 +1,130 @@
+# shellcheck shell=bash disable=SC2034 # the variables are used by the scripts that source this
+# bk-lib.sh: helpers shared by the bk-* instance scripts. Sourced, never run.
+#
+# Owns: where instance state lives, logging, the IMDSv2 client, the AWS CLI retry wrapper and
+# the settings file the boot script writes for the other scripts and the agent hooks.
+#
+# Paths. Every path below lives under BK_ROOT, which is empty on an instance. The bats tests set
+# BK_TEST_ROOT to a temporary directory so the scripts run without root; BK_TEST_* names are test
+# hooks, not settings, and nothing on an instance sets them.
+BK_ROOT="${BK_TEST_ROOT:-}"
+BK_CONFIG_DIR="$BK_ROOT/etc/buildkite-agent"
+BK_AGENT_CFG="$BK_CONFIG_DIR/buildkite-agent.cfg"
+BK_AGENT_ENV_FILE="$BK_CONFIG_DIR/env"
+# Non-secret settings for the hooks and the instance scripts. It lives in a root-owned directory
+# (not the agent's home) because root-run scripts source it.
+BK_SETTINGS_FILE="$BK_CONFIG_DIR/cfn-env"
+BK_STATE_DIR="$BK_ROOT/var/lib/bk-elastic-stack"
+BK_STATUS_FILE="$BK_STATE_DIR/boot-status"
+# Written before this instance stops its agent on purpose (lifecycle drain, spot notice), so the
+# agent's ExecStopPost (bk-terminate-instance) leaves the instance alone.
+BK_LEAVING_MARKER="$BK_STATE_DIR/leaving"
+# Written when the instance booted into a warm pool: the agent starts when it enters service.
+BK_WARM_MARKER="$BK_STATE_DIR/warm-pool"
+BK_LOG_DIR="$BK_ROOT/var/log"
+
+BK_AGENT_UNIT=buildkite-agent.service
+BK_IMDS_URL=http://169.254.169.254/latest
+# The AWS CLI's own retries come first (adaptive mode honours throttling); bk_aws adds a
+# slower outer loop for throttling that outlasts them.
+export AWS_RETRY_MODE=adaptive
+export AWS_MAX_ATTEMPTS=5
+export AWS_PAGER=""
+PATH="$PATH:/opt/aws/bin"
+
+BK_SCRIPT_NAME="${0##*/}"
+
+# bk_log MESSAGE...: one timestamped line on stderr (each script sends stderr to its log file).
+bk_log() {
+  printf '%s %s[%d]: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$BK_SCRIPT_NAME" "$$" "$*" >&2
+}
+
+# bk_now: seconds since the epoch (tests put a fake `date` on PATH to drive the clock).
+bk_now() {
+  date +%s
+}
+
+# bk_is_true VALUE: true for true/yes/on/1 (any case).
+bk_is_true() {
+  case "${1,,}" in
+    true | yes | on | 1) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+
+# bk_load_settings: source the settings the boot script wrote (no-op before the first boot).
+bk_load_settings() {
+  if [[ -r "$BK_SETTINGS_FILE" ]]; then
+    # shellcheck source=/dev/null
+    . "$BK_SETTINGS_FILE"
+  fi
+}
+
+BK_IMDS_TOKEN=""
+BK_IMDS_TOKEN_AT=0
+
+# _bk_imds_new_token: print a fresh IMDSv2 session token (curl retries transient errors).
+_bk_imds_new_token() {
+  curl --silent --show-error --fail --max-time 5 --connect-timeout 2 \
+    --retry 5 --retry-connrefused --retry-delay 1 --retry-max-time 60 \
+    -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 21600" "$BK_IMDS_URL/api/token"
+}
+
+# bk_imds_refresh_token: cache a session token in this shell for ten minutes. Long-running
+# scripts call it (outside a command substitution) before polling; bk_imds works without it.
+bk_imds_refresh_token() {
+  local now
+  now="$(bk_now)"
+  if [[ -z "$BK_IMDS_TOKEN" ]] || ((now - BK_IMDS_TOKEN_AT > 600)); then
+    BK_IMDS_TOKEN="$(_bk_imds_new_token)" || {
+      BK_IMDS_TOKEN=""
+      return 1
+    }
+    BK_IMDS_TOKEN_AT="$now"
+  fi
+}
+
+# bk_imds PATH: print a meta-data value; fails on 404 (e.g. no spot notice) or when IMDS is down.
+bk_imds() {
+  local token="$BK_IMDS_TOKEN"
+  if [[ -z "$token" ]]; then
+    token="$(_bk_imds_new_token)" || return 1
+  fi
+  curl --silent --fail --max-time 5 --connect-timeout 2 \
+    --retry 3 --retry-connrefused --retry-delay 1 \
+    -H "X-aws-ec2-metadata-token: $token" "$BK_IMDS_URL/meta-data/$1"
+}
+
+# bk_aws ARGS...: run the AWS CLI; when AWS throttles, back off (2, 4, 8, 16 s) and try again.
+# Prints the CLI's stdout; passes its stderr through on failure.
+bk_aws() {
+  local attempt=1 delay=2 output errors rc
+  errors="$(mktemp)"
+  while :; do
+    rc=0
+    output="$(aws "$@" 2>"$errors")" || rc=$?
+    if ((rc == 0)); then
+      rm -f "$errors"
+      printf '%s\n' "$output"
+      return 0
+    fi
+    if ((attempt < 5)) &&
+      grep -qiE 'throttl|rate exceeded|requestlimitexceeded|too many requests' "$errors"; then
+      bk_log "aws $1 $2 was throttled (attempt $attempt); retrying in ${delay}s"
+      sleep "$delay"
+      attempt=$((attempt + 1))
+      delay=$((delay * 2))
+      continue
+    fi
+    cat "$errors" >&2
+    rm -f "$errors"
+    return "$rc"
+  done
+}
+
+# bk_agent_state: systemd's ActiveState of the agent unit (active, deactivating, inactive, ...).
+bk_agent_state() {
+  local state
+  state="$(systemctl is-active "$BK_AGENT_UNIT" 2>/dev/null)" || true
+  printf '%s' "${state:-unknown}"
+}
