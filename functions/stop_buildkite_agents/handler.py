@@ -1,0 +1,77 @@
+"""Lambda entry point of the StopBuildkiteAgents custom resource.
+
+Its `AutoScalingGroupName` property names the fleet's current group, which is also the physical
+id. An Update whose old group name differs means the group was replaced: the old group is
+drained (see group_drain). Create has nothing to drain; Delete changes nothing, because the
+group it names is being deleted through its lifecycle hook or is already gone. crhelper sends
+the response (a FAILED one with the error as reason on any exception, and on a timer just
+before the function times out).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from crhelper import CfnResource
+
+from stop_buildkite_agents import aws_clients
+from stop_buildkite_agents.group_drain import drain_group
+
+logger = Logger(service="stop-buildkite-agents")
+# sleep_on_delete=0: nothing here deletes this function's own log group, so there is no reason
+# to hold a Delete response back (crhelper's default would wait two minutes).
+helper = CfnResource(log_level="INFO", boto_level="WARNING", sleep_on_delete=0)
+
+
+def _preset_physical_id(event: dict[str, Any]) -> None:
+    """Give the early answers a physical id too.
+
+    crhelper's timeout answer (and its answer to an exception) carries whatever physical id is
+    set when it fires; CloudFormation needs one, so it is set before any work starts: the
+    existing id for Update/Delete, a generated one for Create.
+    """
+    helper.PhysicalResourceId = event.get("PhysicalResourceId") or helper.generate_physical_id(
+        event
+    )
+
+
+def _group_name(properties: dict[str, Any]) -> str:
+    group_name = properties.get("AutoScalingGroupName")
+    if not isinstance(group_name, str) or not group_name:
+        raise ValueError("resource property AutoScalingGroupName is required")
+    return group_name
+
+
+@helper.create
+def record_group(event: dict[str, Any], _context: LambdaContext) -> str:
+    _preset_physical_id(event)
+    return _group_name(event["ResourceProperties"])
+
+
+@helper.update
+def drain_replaced_group(event: dict[str, Any], _context: LambdaContext) -> str:
+    _preset_physical_id(event)
+    group_name = _group_name(event["ResourceProperties"])
+    old_group_name = event.get("OldResourceProperties", {}).get("AutoScalingGroupName")
+    if old_group_name and old_group_name != group_name:
+        report = drain_group(aws_clients.autoscaling(), aws_clients.ssm(), old_group_name)
+        logger.info("Drained replaced group", extra=report.as_log_fields())
+    else:
+        logger.info(
+            "Group not replaced: nothing to drain", extra={"auto_scaling_group": group_name}
+        )
+    return group_name
+
+
+@helper.delete
+def leave_group_alone(event: dict[str, Any], _context: LambdaContext) -> str:
+    _preset_physical_id(event)
+    logger.info("Delete: nothing to undo", extra={"physical_id": event["PhysicalResourceId"]})
+    return event["PhysicalResourceId"]
+
+
+@logger.inject_lambda_context(log_event=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
+    helper(event, context)
