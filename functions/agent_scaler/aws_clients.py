@@ -1,0 +1,66 @@
+"""AWS clients of the scaler: created once per container, with botocore adaptive retries.
+
+Each client is cached per (service, endpoint, region), read from ``AWS_ENDPOINT_URL`` and
+``AWS_REGION``/``AWS_DEFAULT_REGION`` when first asked for: in Lambda that is once per
+container; a local run pointed at another endpoint (moto in server mode) gets its own client.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import TYPE_CHECKING
+
+import boto3
+from aws_lambda_powertools.utilities.parameters import SSMProvider
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+
+# Short socket timeouts keep every call well inside one evaluation; adaptive mode retries
+# throttling with client-side rate limiting (many stacks share an account's API limits).
+CLIENT_CONFIG = Config(
+    retries={"mode": "adaptive", "max_attempts": 5},
+    connect_timeout=5,
+    read_timeout=10,
+)
+
+
+def autoscaling() -> BaseClient:
+    """The Auto Scaling client."""
+    return _client("autoscaling", *_location())
+
+
+def ec2() -> BaseClient:
+    """The EC2 client (DescribeInstances, for launch times)."""
+    return _client("ec2", *_location())
+
+
+def parameter_store() -> SSMProvider:
+    """The Powertools SSM provider: it caches parameter values for this container."""
+    return _parameter_store(*_location())
+
+
+def _location() -> tuple[str | None, str | None]:
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+    return endpoint, region
+
+
+@cache
+def _session() -> boto3.session.Session:
+    # One session for every client: the service models are loaded from disk once.
+    return boto3.session.Session()
+
+
+@cache
+def _client(service: str, endpoint_url: str | None, region: str | None) -> BaseClient:
+    return _session().client(
+        service, endpoint_url=endpoint_url, region_name=region, config=CLIENT_CONFIG
+    )
+
+
+@cache
+def _parameter_store(endpoint_url: str | None, region: str | None) -> SSMProvider:
+    return SSMProvider(boto3_client=_client("ssm", endpoint_url, region))

@@ -1,0 +1,131 @@
+"""One evaluation: observe the queue and the group, decide, act, report.
+
+The order keeps the failure policy: every input is read and checked before anything is
+changed, so a missing or invalid input (API error, malformed body, group not found) changes
+nothing and raises. Metrics are emitted last and a problem with them is only logged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from agent_scaler import group as asg
+from agent_scaler.config import Settings
+from agent_scaler.policy import Decision, Observation, ScalerState, decide
+from agent_scaler.queue_metrics import QueueMetricsReader
+from agent_scaler.reporting import decision_summary, emit_metrics, observation_summary
+from agent_scaler.state_tags import state_from_tags, tag_updates
+
+SCALE_OUT_ONLY_REASON = "push trigger: this evaluation only scales out, never drains"
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """What one evaluation saw and did."""
+
+    observation: Observation
+    previous_state: ScalerState
+    decision: Decision
+    scaled_out_from: int | None
+    api_poll_interval_s: float | None
+
+
+@dataclass
+class Scaler:
+    """Evaluates one queue against one group (the handler builds one per invocation)."""
+
+    settings: Settings
+    metrics_reader: QueueMetricsReader
+    autoscaling: Any
+    ec2: Any
+    logger: Logger
+    wall_clock: Callable[[], float] = time.time
+
+    def evaluate(self, *, scale_in: bool = True) -> Evaluation:
+        """Run one evaluation. ``scale_in=False`` (push trigger) never drains."""
+        settings = self.settings
+        config = settings.scaler if scale_in else replace(settings.scaler, disable_scale_in=True)
+        group_name = settings.auto_scaling_group_name
+
+        metrics = self.metrics_reader.read(settings.queue)
+        read = asg.read_group(
+            self.autoscaling,
+            self.ec2,
+            group_name,
+            with_launch_times=not config.disable_scale_in,
+        )
+        now = self.wall_clock()
+        state_read = state_from_tags(read.tags, now)
+        for problem in state_read.problems:
+            self.logger.error(problem)
+        observation = Observation(metrics=metrics, group=read.group)
+        decision = decide(observation, config, state_read.state, now)
+        if not scale_in:
+            decision = replace(decision, reasons=(*decision.reasons, SCALE_OUT_ONLY_REASON))
+
+        decision, scaled_out_from = self._act(decision, read, state_read.state)
+        self._report(observation, state_read.state, decision, scaled_out_from)
+        return Evaluation(
+            observation=observation,
+            previous_state=state_read.state,
+            decision=decision,
+            scaled_out_from=scaled_out_from,
+            api_poll_interval_s=metrics.poll_interval_s,
+        )
+
+    def _act(
+        self, decision: Decision, read: asg.GroupRead, previous: ScalerState
+    ) -> tuple[Decision, int | None]:
+        group_name = self.settings.auto_scaling_group_name
+        scaled_out_from = None
+        if decision.desired_capacity is not None:
+            scaled_out_from = asg.scale_out(self.autoscaling, group_name, decision.desired_capacity)
+            if scaled_out_from is None:
+                # Another evaluation raised it already: nothing done, nothing to remember.
+                decision = replace(
+                    decision,
+                    desired_capacity=None,
+                    state=replace(decision.state, last_scale_out_at=previous.last_scale_out_at),
+                    reasons=(
+                        *decision.reasons,
+                        f"desired capacity was already raised to {decision.desired_capacity} "
+                        "or more by another evaluation: left alone",
+                    ),
+                )
+        if decision.drain_instance_ids:
+            asg.drain(self.autoscaling, decision.drain_instance_ids)
+        asg.write_tags(self.autoscaling, tag_updates(group_name, read.tags, decision.state))
+        return decision, scaled_out_from
+
+    def _report(
+        self,
+        observation: Observation,
+        previous: ScalerState,
+        decision: Decision,
+        scaled_out_from: int | None,
+    ) -> None:
+        current = observation.group.desired_capacity
+        if decision.desired_capacity is not None:
+            action = f"scale out {scaled_out_from} -> {decision.desired_capacity}"
+        elif decision.drain_instance_ids:
+            action = f"drain {len(decision.drain_instance_ids)} instance(s)"
+        else:
+            action = "no change"
+        self.logger.info(
+            f"Scaling evaluation for queue {self.settings.queue!r}: {action}",
+            extra={
+                "queue": self.settings.queue,
+                "observation": observation_summary(observation, previous),
+                "decision": decision_summary(decision, current),
+                "reasons": list(decision.reasons),
+            },
+        )
+        try:
+            emit_metrics(observation, decision, self.settings.queue)
+        except Exception:
+            self.logger.exception("Publishing the scaler's metrics failed; scaling is unaffected")

@@ -1,0 +1,142 @@
+"""Lambda entry points of the agent scaler; both share one evaluation core.
+
+- ``lambda_handler``: the EventBridge schedule (every minute; reserved concurrency 1). Evaluates
+  every max(PollInterval, the API's poll-duration header) seconds for about 50 s (see
+  ``poll_loop``).
+- ``push_handler``: an SQS batch of Buildkite "Job Scheduled" events (partner event bus rule ->
+  SQS -> this function, with a batching window, so a burst of N events costs O(1)
+  evaluations). Evaluates once per batch that holds an event for this queue, and only ever
+  scales out (never drains), so it may overlap with the scheduled one.
+
+Failure policy: a missing or invalid input (settings, token, API error, malformed answer,
+group not found) changes nothing, is logged as an error naming the cause (never the token),
+and the invocation raises, so Lambda's error metric and alarms fire.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from agent_scaler import aws_clients
+from agent_scaler.config import Settings, settings_from_env
+from agent_scaler.evaluation import Scaler
+from agent_scaler.poll_loop import run_poll_loop
+from agent_scaler.push_events import sort_batch
+from agent_scaler.queue_metrics import QueueMetricsReader
+
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "agent-scaler"
+# Time one evaluation may need besides the agent API read: the AWS calls (each bounded by the
+# clients' timeouts and adaptive retries) and reporting.
+AWS_CALLS_BUDGET_S = 15.0
+MAX_LOGGED_JOB_IDS = 20
+
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+
+# botocore logs response bodies at DEBUG, and an SSM response holds the decrypted token: keep
+# those loggers above DEBUG whatever the function's log level is.
+for _name in ("botocore", "boto3"):
+    logging.getLogger(_name).setLevel(logging.INFO)
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The scheduled entry point: evaluate repeatedly for about 50 s."""
+    return run_scheduled(event, context, clock=time.monotonic, sleep=time.sleep)
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@tracer.capture_lambda_handler
+def push_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The push entry point: one scale-out-only evaluation per batch of Job Scheduled events."""
+    logger.set_correlation_id(context.aws_request_id)
+    logger.append_keys(trigger="push")
+    with _failing_loudly():
+        settings = settings_from_env(os.environ)
+        batch = sort_batch(event.get("Records") or [], settings.queue)
+        summary = {
+            "job_ids": list(batch.job_ids[:MAX_LOGGED_JOB_IDS]),
+            "jobs_scheduled": len(batch.job_ids),
+            "other_events": batch.other_events,
+            "unreadable_records": batch.unreadable_records,
+        }
+        if not batch.has_work:
+            logger.info(
+                f"No Job Scheduled events for queue {settings.queue!r} in this batch",
+                extra={"batch": summary},
+            )
+            return {"evaluations": 0}
+        logger.info(
+            f"{len(batch.job_ids)} job(s) scheduled on queue {settings.queue!r}: evaluating",
+            extra={"batch": summary},
+        )
+        with _scaler(settings) as scaler:
+            scaler.evaluate(scale_in=False)
+        return {"evaluations": 1}
+
+
+def run_scheduled(
+    event: dict[str, Any],
+    context: LambdaContext,
+    *,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> dict[str, Any]:
+    """The scheduled invocation's work, with the loop's clock and sleep as parameters."""
+    logger.set_correlation_id(event.get("id") or context.aws_request_id)
+    logger.append_keys(trigger="schedule")
+    with _failing_loudly():
+        settings = settings_from_env(os.environ)
+        with _scaler(settings) as scaler:
+            evaluations = 0
+
+            def evaluate() -> float | None:
+                nonlocal evaluations
+                evaluations += 1
+                logger.append_keys(evaluation=evaluations)
+                return scaler.evaluate().api_poll_interval_s
+
+            result = run_poll_loop(
+                evaluate,
+                poll_interval_s=settings.scaler.poll_interval,
+                remaining_s=lambda: context.get_remaining_time_in_millis() / 1000,
+                evaluation_budget_s=scaler.metrics_reader.max_call_duration_s + AWS_CALLS_BUDGET_S,
+                clock=clock,
+                sleep=sleep,
+            )
+        return {"evaluations": result.evaluations}
+
+
+@contextmanager
+def _scaler(settings: Settings) -> Iterator[Scaler]:
+    reader = QueueMetricsReader(
+        settings.agent_endpoint, settings.token_parameter, aws_clients.parameter_store()
+    )
+    try:
+        yield Scaler(
+            settings=settings,
+            metrics_reader=reader,
+            autoscaling=aws_clients.autoscaling(),
+            ec2=aws_clients.ec2(),
+            logger=logger,
+        )
+    finally:
+        reader.close()
+
+
+@contextmanager
+def _failing_loudly() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        logger.exception(f"Scaling failed ({type(exc).__name__}): {exc}")
+        raise

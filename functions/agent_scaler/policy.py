@@ -1,0 +1,406 @@
+"""The scaling policy: a pure function from what the scaler observed to what it should do.
+
+``decide(observation, config, state, now)`` reads plain values and returns a ``Decision`` with
+human-readable reasons. No I/O, no logging, no clock: the Lambda, the simulator, the demo and
+the tests all call this same function.
+
+Rules (parameter names are the reference stack's):
+
+1. Demand. Jobs that need an agent = scheduled + running (+ waiting only when
+   ``ScaleOutForWaitingJobs``). Instances needed = ceil(jobs / ``AgentsPerInstance``).
+   ``InstanceBuffer`` adds min(InstanceBuffer, needed) instances, only while there is work.
+2. Busy floor. Busy agents may sit on up to min(busy agents, in-service instances) instances;
+   the target never goes below that.
+3. Target = clamp(max(needed + buffer, busy floor), group MinSize, group MaxSize). The group's
+   live bounds are used (scheduled actions change MinSize); the configured ones are checked.
+4. Scale out. The group's desired capacity already counts instances that are launching or
+   booting (their agents have not registered yet), so the scaler scales out only when the
+   target exceeds the current desired capacity D, to D + ceil((target - D) * ScaleOutFactor)
+   (factor 0 = no factor), at most MaxSize. Evaluating the same observation again with that
+   decision applied changes nothing, so no scale-out cooldown is needed to prevent
+   over-provisioning: ``ScaleOutCooldownPeriod`` defaults to 0 and exists for users who want to
+   pace scale-out anyway. (With 0 < ScaleOutFactor < 1 each evaluation deliberately takes one
+   more partial step until the target is reached.)
+5. Never lower desired capacity: AWS would choose which instance dies. Capacity goes down only
+   (a) when an idle agent exits after ``ScaleInIdlePeriod`` and its instance terminates itself,
+   decrementing desired capacity (not the scaler's doing), or (b) when ``DisableScaleIn`` is
+   false and ``ScaleInCooldownPeriod`` has passed, by draining surplus in-service instances the
+   policy can prove idle: the queue reports no scheduled and no running jobs and no busy agents,
+   so no agent anywhere can be busy or about to take a job. Drains never take the group below
+   the target, keep the youngest in-service instances, and go oldest first. A drain is
+   TerminateInstanceInAutoScalingGroup with ShouldDecrementDesiredCapacity, which passes the
+   group's terminating lifecycle hook, so even a job that starts in the race window finishes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from buildkite_api import QueueMetrics
+
+IN_SERVICE = "InService"
+PENDING_STATES = frozenset({"Pending", "Pending:Wait", "Pending:Proceed"})
+
+
+class ConfigError(ValueError):
+    """A scaler setting is missing or invalid; the message names it and its value."""
+
+
+class ObservationError(ValueError):
+    """What the scaler observed is not a possible state of the world (never acted on)."""
+
+
+# --- value types ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One instance of the group: its lifecycle state, launch time (epoch s) and protection."""
+
+    instance_id: str
+    lifecycle_state: str
+    launched_at: float | None = None
+    protected_from_scale_in: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class GroupObservation:
+    """The Auto Scaling group as DescribeAutoScalingGroups reported it."""
+
+    name: str
+    desired_capacity: int
+    min_size: int
+    max_size: int
+    instances: tuple[Instance, ...] = ()
+
+    def __post_init__(self) -> None:
+        for label, value in (
+            ("desired capacity", self.desired_capacity),
+            ("MinSize", self.min_size),
+            ("MaxSize", self.max_size),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ObservationError(
+                    f"group {self.name!r} reports {label} {value!r}, expected an integer >= 0"
+                )
+        if self.min_size > self.max_size:
+            raise ObservationError(
+                f"group {self.name!r} reports MinSize {self.min_size} > MaxSize {self.max_size}"
+            )
+
+    @property
+    def in_service(self) -> tuple[Instance, ...]:
+        return tuple(i for i in self.instances if i.lifecycle_state == IN_SERVICE)
+
+    @property
+    def pending(self) -> tuple[Instance, ...]:
+        return tuple(i for i in self.instances if i.lifecycle_state in PENDING_STATES)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """Everything one evaluation looked at: the queue and the group."""
+
+    metrics: QueueMetrics
+    group: GroupObservation
+
+
+@dataclass(frozen=True, slots=True)
+class ScalerConfig:
+    """The user-facing scaling parameters (reference stack names, snake_case), validated.
+
+    ``scale_out_cooldown_period`` defaults to 0: booting instances are counted as capacity on
+    the way, so repeated evaluations cannot over-provision and no cooldown is needed.
+    ``scale_in_idle_period`` is enforced by the agents themselves (their idle timeout); the
+    policy only cites it. ``poll_interval`` is how often the handler re-evaluates.
+    """
+
+    agents_per_instance: int = 1
+    min_size: int = 0
+    max_size: int = 10
+    instance_buffer: int = 0
+    scale_out_factor: float = 1.0
+    scale_out_for_waiting_jobs: bool = False
+    scale_in_idle_period: float = 600
+    disable_scale_in: bool = True
+    scale_out_cooldown_period: float = 0
+    scale_in_cooldown_period: float = 3600
+    poll_interval: float = 10
+
+    def __post_init__(self) -> None:
+        _check_int("AgentsPerInstance", self.agents_per_instance, minimum=1)
+        _check_int("MinSize", self.min_size, minimum=0)
+        _check_int("MaxSize", self.max_size, minimum=0)
+        if self.min_size > self.max_size:
+            raise ConfigError(
+                f"MinSize ({self.min_size}) must not exceed MaxSize ({self.max_size})"
+            )
+        _check_int("InstanceBuffer", self.instance_buffer, minimum=0)
+        _check_number("ScaleOutFactor", self.scale_out_factor, minimum=0)
+        _check_bool("ScaleOutForWaitingJobs", self.scale_out_for_waiting_jobs)
+        _check_number("ScaleInIdlePeriod", self.scale_in_idle_period, minimum=0)
+        _check_bool("DisableScaleIn", self.disable_scale_in)
+        _check_number("ScaleOutCooldownPeriod", self.scale_out_cooldown_period, minimum=0)
+        _check_number("ScaleInCooldownPeriod", self.scale_in_cooldown_period, minimum=0)
+        _check_number("PollInterval", self.poll_interval, minimum=1)
+
+
+@dataclass(frozen=True, slots=True)
+class ScalerState:
+    """What the scaler remembers between evaluations (epoch seconds; None = never)."""
+
+    last_scale_out_at: float | None = None
+    last_scale_in_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do: a new desired capacity (None = no change), instances to drain, and why."""
+
+    desired_capacity: int | None
+    target_capacity: int
+    drain_instance_ids: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+    state: ScalerState = field(default_factory=ScalerState)
+
+    @property
+    def changes_capacity(self) -> bool:
+        return self.desired_capacity is not None or bool(self.drain_instance_ids)
+
+    def capacity_change(self, current_desired: int) -> int:
+        """Signed change of desired capacity: + instances added, - instances drained."""
+        if self.desired_capacity is not None:
+            return self.desired_capacity - current_desired
+        return -len(self.drain_instance_ids)
+
+
+# --- the decision ------------------------------------------------------------------------------
+
+
+def decide(
+    observation: Observation, config: ScalerConfig, state: ScalerState, now: float
+) -> Decision:
+    """The scaling decision for one observation (see the module docstring for the rules)."""
+    metrics = observation.metrics
+    group = observation.group
+    current = group.desired_capacity
+    reasons: list[str] = []
+
+    needed, demand_reason = _instances_needed(metrics, config)
+    booting = _booting(current, metrics.total_agents, config.agents_per_instance)
+    reasons.append(demand_reason + (f"; {booting} booting already counted" if booting else ""))
+
+    buffer = min(config.instance_buffer, needed)
+    if buffer:
+        reasons.append(f"InstanceBuffer adds {_count(buffer, 'instance')}")
+
+    in_service = group.in_service
+    busy_floor = min(metrics.busy_agents, len(in_service))
+    wanted = needed + buffer
+    if busy_floor > wanted:
+        reasons.append(
+            f"{_count(metrics.busy_agents, 'busy agent')} may be on {busy_floor} in-service "
+            f"instance(s): keeping at least {busy_floor}"
+        )
+        wanted = busy_floor
+
+    target = wanted
+    if (group.min_size, group.max_size) != (config.min_size, config.max_size):
+        reasons.append(
+            f"the group's MinSize/MaxSize {group.min_size}/{group.max_size} differ from the "
+            f"configured {config.min_size}/{config.max_size}: using the group's"
+        )
+    if target > group.max_size:
+        reasons.append(
+            f"MaxSize {group.max_size} reached: {_count(target, 'instance')} needed, "
+            f"clamped to {group.max_size}"
+        )
+        target = group.max_size
+    elif target < group.min_size:
+        reasons.append(f"MinSize {group.min_size} keeps at least {group.min_size} instance(s)")
+        target = group.min_size
+
+    if target > current:
+        return _scale_out(current, target, group.max_size, config, state, now, reasons)
+    if target == current:
+        reasons.append(f"desired capacity {current} matches the target: no change")
+        return Decision(None, target, (), tuple(reasons), state)
+    return _scale_in(observation, target, config, state, now, reasons)
+
+
+def apply(observation: Observation, decision: Decision) -> Observation:
+    """The observation as it would look right after ``decision`` was carried out.
+
+    Scaling out raises desired capacity (new instances appear later); each drain removes its
+    instance and lowers desired capacity by one. Used by tests, the simulator and the demo.
+    """
+    group = observation.group
+    desired = group.desired_capacity
+    if decision.desired_capacity is not None:
+        desired = decision.desired_capacity
+    drained = set(decision.drain_instance_ids)
+    instances = tuple(i for i in group.instances if i.instance_id not in drained)
+    return replace(
+        observation,
+        group=replace(group, desired_capacity=desired - len(drained), instances=instances),
+    )
+
+
+def _instances_needed(metrics: QueueMetrics, config: ScalerConfig) -> tuple[int, str]:
+    parts = [f"{metrics.scheduled_jobs} scheduled", f"{metrics.running_jobs} running"]
+    jobs = metrics.scheduled_jobs + metrics.running_jobs
+    ignored = ""
+    if config.scale_out_for_waiting_jobs:
+        parts.append(f"{metrics.waiting_jobs} waiting")
+        jobs += metrics.waiting_jobs
+    elif metrics.waiting_jobs:
+        ignored = f" ({metrics.waiting_jobs} waiting not counted: ScaleOutForWaitingJobs is false)"
+    needed = math.ceil(jobs / config.agents_per_instance)
+    per_instance = (
+        f" at {config.agents_per_instance} agents per instance"
+        if config.agents_per_instance > 1
+        else ""
+    )
+    reason = (
+        f"{' + '.join(parts)} need {_count(jobs, 'agent')} = "
+        f"{_count(needed, 'instance')}{per_instance}{ignored}"
+    )
+    return needed, reason
+
+
+def _booting(desired: int, total_agents: int, agents_per_instance: int) -> int:
+    """Instances of the desired capacity whose agents have not registered yet (estimate)."""
+    with_agents = math.ceil(total_agents / agents_per_instance)
+    return max(0, desired - with_agents)
+
+
+def _scale_out(
+    current: int,
+    target: int,
+    max_size: int,
+    config: ScalerConfig,
+    state: ScalerState,
+    now: float,
+    reasons: list[str],
+) -> Decision:
+    cooldown = config.scale_out_cooldown_period
+    last = state.last_scale_out_at
+    if cooldown > 0 and last is not None and now - last < cooldown:
+        reasons.append(
+            f"scale-out cooldown: last scale-out {_seconds(now - last)} ago, "
+            f"ScaleOutCooldownPeriod {_seconds(cooldown)}: desired capacity stays {current}"
+        )
+        return Decision(None, target, (), tuple(reasons), state)
+    missing = target - current
+    step = missing
+    if config.scale_out_factor > 0:
+        step = math.ceil(missing * config.scale_out_factor)
+        if step != missing:
+            reasons.append(
+                f"ScaleOutFactor {config.scale_out_factor:g}: adding {step} for "
+                f"{missing} missing instance(s)"
+            )
+    new_desired = min(current + step, max_size)
+    reasons.append(f"scale out: desired capacity {current} -> {new_desired}")
+    return Decision(
+        new_desired,
+        target,
+        (),
+        tuple(reasons),
+        replace(state, last_scale_out_at=now),
+    )
+
+
+def _scale_in(
+    observation: Observation,
+    target: int,
+    config: ScalerConfig,
+    state: ScalerState,
+    now: float,
+    reasons: list[str],
+) -> Decision:
+    metrics = observation.metrics
+    group = observation.group
+    current = group.desired_capacity
+    surplus = current - target
+    leave_alone = f"idle instances leave on their own after {_seconds(config.scale_in_idle_period)}"
+    no_change = Decision(None, target, (), (), state)
+
+    if config.disable_scale_in:
+        reasons.append(f"scale-in disabled: {leave_alone}")
+        return replace(no_change, reasons=tuple(reasons))
+    unproven = [
+        _count(count, label)
+        for count, label in (
+            (metrics.scheduled_jobs, "scheduled job"),
+            (metrics.running_jobs, "running job"),
+            (metrics.busy_agents, "busy agent"),
+        )
+        if count
+    ]
+    if unproven:
+        reasons.append(
+            f"{surplus} instance(s) above the target, but {', '.join(unproven)} on the queue: "
+            f"cannot prove which instances are idle; {leave_alone}"
+        )
+        return replace(no_change, reasons=tuple(reasons))
+    cooldown = config.scale_in_cooldown_period
+    last = state.last_scale_in_at
+    if cooldown > 0 and last is not None and now - last < cooldown:
+        reasons.append(
+            f"scale-in cooldown: last drain {_seconds(now - last)} ago, "
+            f"ScaleInCooldownPeriod {_seconds(cooldown)}; {leave_alone}"
+        )
+        return replace(no_change, reasons=tuple(reasons))
+
+    # Keep the youngest in-service instances up to the target; drain the rest, oldest first.
+    in_service = sorted(group.in_service, key=_age_order)
+    kept = min(target, len(in_service))
+    drain_count = min(surplus, len(in_service) - kept)
+    drained = tuple(i.instance_id for i in in_service[:drain_count])
+    if not drained:
+        reasons.append(
+            f"{surplus} instance(s) above the target are not in service yet: nothing to drain"
+        )
+        return replace(no_change, reasons=tuple(reasons))
+    reasons.append(
+        f"drain {_count(len(drained), 'idle instance')} (oldest first: {', '.join(drained)}): "
+        f"no scheduled or running jobs and no busy agents; desired capacity {current} -> "
+        f"{current - len(drained)}"
+    )
+    return Decision(None, target, drained, tuple(reasons), replace(state, last_scale_in_at=now))
+
+
+def _age_order(instance: Instance) -> tuple[bool, float, str]:
+    # Oldest first; an instance with no known launch time counts as the youngest.
+    unknown = instance.launched_at is None
+    return (unknown, instance.launched_at or 0.0, instance.instance_id)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum} (got {value!r})")
+
+
+def _check_number(name: str, value: object, *, minimum: float) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < minimum
+    ):
+        raise ConfigError(f"{name} must be a finite number >= {minimum:g} (got {value!r})")
+
+
+def _check_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false (got {value!r})")

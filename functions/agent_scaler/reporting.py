@@ -1,0 +1,108 @@
+"""What one evaluation reports: the fields of its log line and its EMF metrics.
+
+Metrics go to CloudWatch as Embedded Metric Format on stdout (Powertools Metrics; no
+PutMetricData on the hot path), namespace ``Buildkite`` (``POWERTOOLS_METRICS_NAMESPACE``),
+dimensions ``Org`` and ``Queue`` only (the reference stack's, so existing dashboards and alarms
+keep working): ScheduledJobsCount, RunningJobsCount, WaitingJobsCount, IdleAgentsCount,
+BusyAgentsCount, DesiredCapacity (after the decision) and ScalingDecision (the signed change of
+desired capacity: + instances added, - instances drained, 0 none). Flushed once per evaluation.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import Any
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
+    AmazonCloudWatchEMFProvider,
+)
+
+from agent_scaler.policy import Decision, Observation, ScalerState
+from agent_scaler.state_tags import format_time
+
+DEFAULT_NAMESPACE = "Buildkite"
+
+
+def observation_summary(observation: Observation, state: ScalerState) -> dict[str, Any]:
+    """The observation as log fields (counts, not instance lists)."""
+    metrics = observation.metrics
+    group = observation.group
+    return {
+        "organization": metrics.organization_slug,
+        "cluster": metrics.cluster_name,
+        "jobs": {
+            "scheduled": metrics.scheduled_jobs,
+            "running": metrics.running_jobs,
+            "waiting": metrics.waiting_jobs,
+        },
+        "agents": {
+            "idle": metrics.idle_agents,
+            "busy": metrics.busy_agents,
+            "total": metrics.total_agents,
+        },
+        "api_poll_interval_s": metrics.poll_interval_s,
+        "group": {
+            "name": group.name,
+            "desired_capacity": group.desired_capacity,
+            "min_size": group.min_size,
+            "max_size": group.max_size,
+            "instances": dict(Counter(i.lifecycle_state for i in group.instances)),
+            "unprotected_instances": sum(
+                1 for i in group.instances if not i.protected_from_scale_in
+            ),
+        },
+        "state": {
+            "last_scale_out_at": _time(state.last_scale_out_at),
+            "last_scale_in_at": _time(state.last_scale_in_at),
+        },
+    }
+
+
+def decision_summary(decision: Decision, current_desired: int) -> dict[str, Any]:
+    """The decision as log fields."""
+    return {
+        "target_capacity": decision.target_capacity,
+        "desired_capacity_before": current_desired,
+        "desired_capacity": decision.desired_capacity,
+        "drain_instance_ids": list(decision.drain_instance_ids),
+        "capacity_change": decision.capacity_change(current_desired),
+    }
+
+
+def emit_metrics(observation: Observation, decision: Decision, queue: str) -> None:
+    """Print this evaluation's EMF document. Raises on a metrics problem: callers log it."""
+    current = observation.group.desired_capacity
+    metrics = observation.metrics
+    # A provider of its own per evaluation: no state shared with other Metrics users, and no
+    # automatic "service" dimension (service=""), so the dimensions are exactly Org and Queue.
+    emf = Metrics(
+        provider=AmazonCloudWatchEMFProvider(
+            namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE,
+            service="",
+            metric_set={},
+            dimension_set={},
+            metadata_set={},
+            default_dimensions={},
+        )
+    )
+    emf.add_dimension(name="Org", value=metrics.organization_slug)
+    emf.add_dimension(name="Queue", value=queue)
+    new_desired = current + decision.capacity_change(current)
+    for name, value in (
+        ("ScheduledJobsCount", metrics.scheduled_jobs),
+        ("RunningJobsCount", metrics.running_jobs),
+        ("WaitingJobsCount", metrics.waiting_jobs),
+        ("IdleAgentsCount", metrics.idle_agents),
+        ("BusyAgentsCount", metrics.busy_agents),
+        ("DesiredCapacity", new_desired),
+        ("ScalingDecision", decision.capacity_change(current)),
+    ):
+        emf.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    emf.flush_metrics(raise_on_empty_metrics=True)
+
+
+def _time(epoch_s: float | None) -> str | None:
+    return None if epoch_s is None else format_time(epoch_s)

@@ -1,0 +1,318 @@
+"""One evaluation against an in-process moto Auto Scaling group, with a fake metrics source."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from agent_scaler import evaluation as evaluation_module
+from agent_scaler.config import Settings
+from agent_scaler.evaluation import SCALE_OUT_ONLY_REASON, Scaler
+from agent_scaler.group import GroupNotFoundError
+from agent_scaler.policy import ScalerConfig
+from agent_scaler.state_tags import LAST_SCALE_IN_TAG, LAST_SCALE_OUT_TAG, format_time
+from aws_lambda_powertools import Logger
+from buildkite_api import QueueMetrics, ServerError
+from moto import mock_aws
+
+REGION = "us-east-1"
+GROUP = "agents"
+NOW = 1_724_051_327.0
+MOTO_AMI = "ami-12c6146b"  # one of moto's built-in images
+
+
+@dataclass
+class FakeMetrics:
+    """Stands in for the agent API: returns the counts it holds, or raises ``error``."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    error: Exception | None = None
+    max_call_duration_s: float = 1.0
+
+    def read(self, queue: str) -> QueueMetrics:
+        if self.error is not None:
+            raise self.error
+        counts = {"scheduled": 0, "running": 0, "waiting": 0, "idle": 0, "busy": 0, **self.counts}
+        return QueueMetrics(
+            scheduled_jobs=counts["scheduled"],
+            running_jobs=counts["running"],
+            waiting_jobs=counts["waiting"],
+            idle_agents=counts["idle"],
+            busy_agents=counts["busy"],
+            total_agents=counts["idle"] + counts["busy"],
+            organization_slug="acme",
+            cluster_name=None,
+            poll_interval_s=10.0,
+            fetched_at=NOW,
+        )
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        ec2 = boto3.client("ec2", region_name=REGION)
+        autoscaling = boto3.client("autoscaling", region_name=REGION)
+        subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+        ec2.create_launch_template(
+            LaunchTemplateName="agents-template",
+            LaunchTemplateData={"ImageId": MOTO_AMI, "InstanceType": "t3.micro"},
+        )
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=GROUP,
+            LaunchTemplate={"LaunchTemplateName": "agents-template", "Version": "$Latest"},
+            MinSize=0,
+            MaxSize=10,
+            DesiredCapacity=0,
+            VPCZoneIdentifier=subnet,
+            NewInstancesProtectedFromScaleIn=True,
+        )
+        yield {"ec2": ec2, "autoscaling": autoscaling}
+
+
+@pytest.fixture
+def log_output() -> io.StringIO:
+    return io.StringIO()
+
+
+def make_scaler(
+    aws: dict[str, Any],
+    metrics: FakeMetrics,
+    log_output: io.StringIO,
+    group: str = GROUP,
+    **config: Any,
+) -> Scaler:
+    settings = Settings(
+        queue="default",
+        agent_endpoint="http://127.0.0.1:9/v3",
+        token_parameter="/buildkite/agent-token",
+        auto_scaling_group_name=group,
+        scaler=ScalerConfig(**config),
+    )
+    # A service name of its own per test: Powertools attaches a handler once per logger name.
+    logger = Logger(
+        service=f"agent-scaler-test-{uuid.uuid4().hex}",
+        logger_handler=logging.StreamHandler(log_output),
+    )
+    return Scaler(
+        settings=settings,
+        metrics_reader=metrics,  # type: ignore[arg-type]
+        autoscaling=aws["autoscaling"],
+        ec2=aws["ec2"],
+        logger=logger,
+        wall_clock=lambda: NOW,
+    )
+
+
+def describe(aws: dict[str, Any]) -> dict[str, Any]:
+    response = aws["autoscaling"].describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])
+    return response["AutoScalingGroups"][0]
+
+
+def tags(aws: dict[str, Any]) -> dict[str, str]:
+    return {tag["Key"]: tag["Value"] for tag in describe(aws).get("Tags", [])}
+
+
+def log_lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def emf_documents(output: str) -> list[dict[str, Any]]:
+    documents = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return [document for document in documents if "_aws" in document]
+
+
+def test_scale_out_sets_desired_capacity_remembers_it_and_reports(
+    aws: dict[str, Any], log_output: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scaler = make_scaler(aws, FakeMetrics({"scheduled": 4}), log_output)
+    result = scaler.evaluate()
+
+    assert describe(aws)["DesiredCapacity"] == 4
+    assert result.scaled_out_from == 0
+    assert tags(aws) == {LAST_SCALE_OUT_TAG: format_time(NOW)}
+
+    (line,) = log_lines(log_output)
+    assert line["level"] == "INFO"
+    assert line["message"] == "Scaling evaluation for queue 'default': scale out 0 -> 4"
+    assert line["decision"]["desired_capacity"] == 4
+    assert line["observation"]["jobs"]["scheduled"] == 4
+    assert "scale out: desired capacity 0 -> 4" in line["reasons"]
+
+    (emf,) = emf_documents(capsys.readouterr().out)
+    (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "Buildkite"
+    assert directive["Dimensions"] == [["Org", "Queue"]]
+    assert (emf["Org"], emf["Queue"]) == ("acme", "default")
+    assert {metric["Name"] for metric in directive["Metrics"]} == {
+        "ScheduledJobsCount",
+        "RunningJobsCount",
+        "WaitingJobsCount",
+        "IdleAgentsCount",
+        "BusyAgentsCount",
+        "DesiredCapacity",
+        "ScalingDecision",
+    }
+    values = (emf["ScheduledJobsCount"], emf["DesiredCapacity"], emf["ScalingDecision"])
+    assert values == ([4.0], [4.0], [4.0])
+
+
+def test_repeated_evaluations_while_instances_boot_change_nothing(
+    aws: dict[str, Any], log_output: io.StringIO
+) -> None:
+    scaler = make_scaler(aws, FakeMetrics({"scheduled": 4}), log_output)
+    scaler.evaluate()
+    written = tags(aws)
+    for _ in range(3):
+        result = scaler.evaluate()
+        assert result.decision.desired_capacity is None
+    assert describe(aws)["DesiredCapacity"] == 4
+    assert tags(aws) == written
+    assert [line["message"].rsplit(": ", 1)[1] for line in log_lines(log_output)] == [
+        "scale out 0 -> 4",
+        "no change",
+        "no change",
+        "no change",
+    ]
+
+
+def test_drains_proven_idle_instances_through_the_group(
+    aws: dict[str, Any], log_output: io.StringIO
+) -> None:
+    aws["autoscaling"].set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=3)
+    scaler = make_scaler(
+        aws,
+        FakeMetrics({"idle": 3}),
+        log_output,
+        disable_scale_in=False,
+        scale_in_cooldown_period=0,
+    )
+    result = scaler.evaluate()
+
+    group = describe(aws)
+    assert len(result.decision.drain_instance_ids) == 3
+    assert group["DesiredCapacity"] == 0
+    assert group["Instances"] == []
+    assert tags(aws)[LAST_SCALE_IN_TAG] == format_time(NOW)
+
+
+def test_the_push_evaluation_never_drains(aws: dict[str, Any], log_output: io.StringIO) -> None:
+    aws["autoscaling"].set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=3)
+    scaler = make_scaler(
+        aws,
+        FakeMetrics({"idle": 3}),
+        log_output,
+        disable_scale_in=False,
+        scale_in_cooldown_period=0,
+    )
+    result = scaler.evaluate(scale_in=False)
+    assert result.decision.drain_instance_ids == ()
+    assert describe(aws)["DesiredCapacity"] == 3
+    assert SCALE_OUT_ONLY_REASON in log_lines(log_output)[0]["reasons"]
+
+
+def test_a_stale_evaluation_never_lowers_what_another_one_raised(
+    aws: dict[str, Any], log_output: io.StringIO
+) -> None:
+    class RaisedMeanwhile:
+        """The group as another evaluation leaves it between our read and our write."""
+
+        def __init__(self, client: Any) -> None:
+            self._client = client
+            self._describes = 0
+
+        def describe_auto_scaling_groups(self, **kwargs: Any) -> Any:
+            self._describes += 1
+            if self._describes == 2:
+                self._client.set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=6)
+            return self._client.describe_auto_scaling_groups(**kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._client, name)
+
+    scaler = make_scaler(aws, FakeMetrics({"scheduled": 4}), log_output)
+    scaler.autoscaling = RaisedMeanwhile(aws["autoscaling"])
+    result = scaler.evaluate()
+
+    assert describe(aws)["DesiredCapacity"] == 6
+    assert result.decision.desired_capacity is None
+    assert LAST_SCALE_OUT_TAG not in tags(aws)
+    assert any("already raised to 4 or more" in r for r in log_lines(log_output)[0]["reasons"])
+
+
+@pytest.mark.parametrize(
+    ("metrics", "group", "error"),
+    [
+        pytest.param(
+            FakeMetrics({"scheduled": 4}, error=ServerError("HTTP 503", status=503)),
+            GROUP,
+            ServerError,
+            id="API error",
+        ),
+        pytest.param(
+            FakeMetrics({"scheduled": 4}), "no-such-group", GroupNotFoundError, id="group"
+        ),
+    ],
+)
+def test_a_missing_input_changes_nothing_and_raises(
+    aws: dict[str, Any],
+    log_output: io.StringIO,
+    metrics: FakeMetrics,
+    group: str,
+    error: type[Exception],
+) -> None:
+    scaler = make_scaler(aws, metrics, log_output, group=group)
+    with pytest.raises(error):
+        scaler.evaluate()
+    assert describe(aws)["DesiredCapacity"] == 0
+    assert tags(aws) == {}
+
+
+def test_a_metrics_problem_never_blocks_scaling(
+    aws: dict[str, Any], log_output: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: Any) -> None:
+        raise ValueError("EMF serialization failed")
+
+    monkeypatch.setattr(evaluation_module, "emit_metrics", broken)
+    make_scaler(aws, FakeMetrics({"scheduled": 2}), log_output).evaluate()
+    assert describe(aws)["DesiredCapacity"] == 2
+    levels = [(line["level"], line["message"]) for line in log_lines(log_output)]
+    assert levels[-1] == (
+        "ERROR",
+        "Publishing the scaler's metrics failed; scaling is unaffected",
+    )
+
+
+def test_an_unreadable_state_tag_is_reported_and_scaling_goes_on(
+    aws: dict[str, Any], log_output: io.StringIO
+) -> None:
+    aws["autoscaling"].create_or_update_tags(
+        Tags=[
+            {
+                "ResourceId": GROUP,
+                "ResourceType": "auto-scaling-group",
+                "Key": LAST_SCALE_OUT_TAG,
+                "Value": "garbage",
+                "PropagateAtLaunch": False,
+            }
+        ]
+    )
+    make_scaler(
+        aws, FakeMetrics({"scheduled": 1}), log_output, scale_out_cooldown_period=300
+    ).evaluate()
+    assert describe(aws)["DesiredCapacity"] == 1
+    assert tags(aws)[LAST_SCALE_OUT_TAG] == format_time(NOW)
+    first = log_lines(log_output)[0]
+    assert first["level"] == "ERROR"
+    assert LAST_SCALE_OUT_TAG in first["message"]
