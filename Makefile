@@ -16,6 +16,10 @@ help:
 	@echo "make test   - set up .venv, then run every gate and test (what CI runs)"
 	@echo "make demo   - set up .venv, then run the project's main job locally"
 	@echo "make build  - sam build (python3.13/arm64 artifacts, no Docker needed)"
+	@echo "make bench  - run the fleet simulator benchmark and write docs/benchmarks.md"
+	@echo "make package BUCKET=.. REGION=..           - packaged template for 'Launch stack'"
+	@echo "make publish REGION=.. VERSION=.. [DRY_RUN=1] - publish to the Serverless Application Repository"
+	@echo "make sar-report - refresh docs/sar-compatibility.md"
 
 $(STAMP): pyproject.toml $(wildcard functions/*/__init__.py)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "make: Python 3.11+ is required (set PYTHON=...)")'
@@ -57,3 +61,30 @@ demo: build
 
 clean:
 	rm -rf .aws-sam build dist .pytest_cache .ruff_cache
+
+# --- Publishing and the no-SAR fallback --------------------------------------------------------
+.PHONY: package publish sar-report
+
+# CloudFormation "Launch stack" without SAR: sam build, upload the artifacts and nested
+# templates to BUCKET (in REGION), write build/packaged.yaml, upload it, print the console link.
+package: setup
+	@test -n "$(BUCKET)" -a -n "$(REGION)" || { echo "usage: make package BUCKET=<s3-bucket> REGION=<region>" >&2; exit 2; }
+	$(MAKE) --no-print-directory build
+	mkdir -p build
+	$(BIN)/sam package --template-file .aws-sam/build/template.yaml --s3-bucket "$(BUCKET)" \
+		--s3-prefix buildkite-sam-fleet --output-template-file build/packaged.yaml --region "$(REGION)"
+	$(BIN)/python -m tools.publish.launch_stack --bucket "$(BUCKET)" --region "$(REGION)" \
+		--template build/packaged.yaml
+
+# Publish to the Serverless Application Repository: the nested applications first, then the
+# root that references them by ApplicationId. DRY_RUN=1 makes no AWS call: it writes the
+# variants into build/publish/<VERSION>/ and prints the commands a real run executes.
+publish: setup
+	@test -n "$(REGION)" -a -n "$(VERSION)" || { echo "usage: make publish REGION=<region> VERSION=<x.y.z> BUCKET=<s3-bucket> [DRY_RUN=1] [PUBLIC=1] [PUBLISH_CONFIG=<file.toml>]" >&2; exit 2; }
+	$(BIN)/python -m tools.publish --region "$(REGION)" --version "$(VERSION)" \
+		$(if $(BUCKET),--bucket "$(BUCKET)") $(if $(DRY_RUN),--dry-run) $(if $(PUBLIC),--public) \
+		$(if $(PUBLISH_CONFIG),--config "$(PUBLISH_CONFIG)")
+
+# Refresh docs/sar-compatibility.md (`make test` fails while it is stale).
+sar-report: setup
+	$(BIN)/python -m tools.sar_check --output docs/sar-compatibility.md

@@ -96,3 +96,8 @@ def test_rules(root_template, parameters, broken):
 def test_rules_refuse_contradictions(root_template, parameters, message):
     (broken,) = rule_violations(root_template, {**TOKEN, **parameters})
     assert message in broken
+
+
+def test_stack_version_matches_the_published_version(root_template):
+    published = root_template["Metadata"]["AWS::ServerlessRepo::Application"]["SemanticVersion"]
+    assert root_template["Mappings"]["Application"]["Version"]["Semantic"] == published
