@@ -101,3 +101,38 @@ def test_rules_refuse_contradictions(root_template, parameters, message):
 def test_stack_version_matches_the_published_version(root_template):
     published = root_template["Metadata"]["AWS::ServerlessRepo::Application"]["SemanticVersion"]
     assert root_template["Mappings"]["Application"]["Version"]["Semantic"] == published
+
+
+def functions_of(template):
+    return {
+        name: resource
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def test_every_function_has_its_own_least_privilege_role(root_template):
+    """No SAM-generated role: that would attach AWSLambdaBasicExecutionRole (logs on *)."""
+    functions = functions_of(root_template)
+    assert len(functions) == 5
+    for name, function in functions.items():
+        properties = function["Properties"]
+        assert "Policies" not in properties, name
+        role_name = properties["Role"]["Fn::GetAtt"][0]
+        role = root_template["Resources"][role_name]
+        assert role["Type"] == "AWS::IAM::Role"
+        assert role.get("Condition") == function.get("Condition"), name
+        assert "ManagedPolicyArns" not in role["Properties"], name
+        (policy,) = role["Properties"]["Policies"]
+        statements = policy["PolicyDocument"]["Statement"]
+        logs = next(s for s in statements if s.get("Sid") == "WriteItsOwnLogs")
+        log_group = properties["LoggingConfig"]["LogGroup"]["Ref"]
+        assert logs["Resource"] == {"Fn::GetAtt": [log_group, "Arn"]}, name
+        for statement in statements:
+            if isinstance(statement, dict) and statement.get("Resource") == "*":
+                actions = statement["Action"]
+                actions = [actions] if isinstance(actions, str) else actions
+                assert all(
+                    action.startswith("xray:") or action.split(":")[1].startswith("Describe")
+                    for action in actions
+                ), f"{name}: {actions} on *"
