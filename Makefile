@@ -55,9 +55,10 @@ pytest: setup
 build: setup
 	$(BIN)/sam build
 
-# Until the local demo exists: build the application and check the network stack renders right.
+# The whole control loop on an emulated account: the real templates in moto, the real scaler
+# handler, the Buildkite API emulator, a compressed workload (see python -m tools.demo --help).
 demo: build
-	$(BIN)/pytest -q tests/templates/test_network_template.py
+	$(BIN)/python -m tools.demo
 
 clean:
 	rm -rf .aws-sam build dist .pytest_cache .ruff_cache

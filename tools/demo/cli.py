@@ -1,0 +1,391 @@
+"""Run the fleet's control loop locally: moto + the Buildkite emulator + the real scaler.
+
+    python -m tools.demo [--workload mixed|burst|steady|short|TRACE.csv] [--speed 10]
+        [--duration 1200] [--agents-per-instance 1] [--max-size 6] [--keep-running] ...
+
+What happens: moto (AWS) and the Buildkite agent API emulator start on 127.0.0.1 ports the OS
+picks; nested/network.yaml, nested/storage.yaml and nested/fleet.yaml are created in moto's
+CloudFormation (the demo names each resource moto cannot create and what it created instead);
+then the workload is replayed on a virtual clock: jobs enter the emulator's queue, the real
+agent_scaler code is invoked every virtual minute, instances that moto reports InService connect
+their agents after a boot delay, agents run jobs, idle out after ScaleInIdlePeriod and terminate
+their instance through the Auto Scaling API. A live table shows the fleet; the end shows a
+summary and the path of a timeline PNG. Times (durations, boot delay, idle period) are virtual
+seconds; --speed says how many pass per wall-clock second.
+
+Exit status: 0 when every job finished and none was interrupted; 1 when not (or a step failed,
+with the reason); 2 for bad options; 130 on Ctrl-C. Both servers stop on every exit path. The
+agent token is random per run, stored only in moto's SSM and the emulator, and never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from urllib.parse import quote
+
+from tools.demo.endpoints import Endpoints, running_endpoints
+from tools.demo.fleet import EmulatedFleet
+from tools.demo.replay import Replay, ReplayResult, ScalerInvocationError, format_clock
+from tools.demo.report import (
+    LiveTable,
+    plot_timeline,
+    summarize,
+    summary_lines,
+    terminal_width,
+    write_json_summary,
+)
+from tools.demo.stacks import Deployment, DeploymentError, FleetParameters, deploy
+from tools.demo.workload import BUILT_IN, load_workload
+from tools.simulate.traces import TraceJob
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+POLL_INTERVAL_S = 10
+TICK_S = 5.0
+# The nested templates' ParentStackName pattern.
+STACK_NAME = re.compile(r"[a-zA-Z][-a-zA-Z0-9]{0,40}")
+
+
+EPILOG = """\
+what it does:
+  1. starts moto and the Buildkite agent API emulator on 127.0.0.1 (free ports)
+  2. creates nested/network.yaml, nested/storage.yaml and nested/fleet.yaml in moto's
+     CloudFormation, naming each resource moto cannot create and what it created instead
+  3. replays the workload: the real agent_scaler code runs every virtual minute against moto and
+     the emulator; instances boot, run jobs, idle out and terminate themselves
+  4. prints a live table, a summary and the timeline PNG's path (in --output-dir, with the
+     scaler's log and its environment as env.json)
+
+exit status: 0 every job finished and none was interrupted; 1 otherwise or on a failure (the
+reason is printed); 2 bad options; 130 Ctrl-C. Both servers stop on every exit path.
+"""
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown for each option; the epilog keeps its line breaks."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.demo",
+        description=(
+            "Run the fleet's control loop on an emulated account: moto in server mode, the "
+            "Buildkite agent API emulator, the project's nested templates and the real "
+            "agent_scaler handler, over real HTTP on 127.0.0.1. Times are virtual seconds."
+        ),
+        formatter_class=_HelpFormatter,
+        epilog=EPILOG,
+    )
+    parser.add_argument(
+        "--workload",
+        default="mixed",
+        help=f"built-in workload ({', '.join(BUILT_IN)}) or a trace CSV (submit_s,duration_s)",
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=10.0,
+        help="virtual seconds per wall-clock second; 0 runs as fast as possible",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=1200.0,
+        help="most virtual seconds to replay (the replay ends sooner once every job is done "
+        "and the group is back to 0)",
+    )
+    parser.add_argument(
+        "--agents-per-instance",
+        type=int,
+        default=1,
+        metavar="N",
+        help="AgentsPerInstance: agents each instance runs",
+    )
+    parser.add_argument(
+        "--max-size", type=int, default=6, metavar="N", help="MaxSize of the Auto Scaling group"
+    )
+    parser.add_argument(
+        "--scale-in-idle-period",
+        type=int,
+        default=90,
+        metavar="SECONDS",
+        help="ScaleInIdlePeriod (compressed; the stack's default is 600)",
+    )
+    parser.add_argument(
+        "--boot-delay",
+        type=float,
+        default=40.0,
+        metavar="SECONDS",
+        help="time from InService to the instance's agents connecting",
+    )
+    parser.add_argument("--queue", default="default", help="BuildkiteQueue")
+    parser.add_argument(
+        "--stack-name", default="buildkite-demo", help="ParentStackName of the nested stacks"
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("build/demo"),
+        help="where the timeline PNG, the scaler log and env.json are written",
+    )
+    parser.add_argument(
+        "--summary-json", type=Path, help="also write a JSON record of the run to this path"
+    )
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="after the replay, keep moto and the emulator up and print how to reach them "
+        "(aws --endpoint-url, tools.invoke_scaler, sam local invoke) until Ctrl-C",
+    )
+    return parser
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.speed < 0:
+        parser.error("--speed must be 0 or more")
+    if args.duration <= 0:
+        parser.error("--duration must be more than 0")
+    if args.agents_per_instance < 1:
+        parser.error("--agents-per-instance must be 1 or more")
+    if args.max_size < 1:
+        parser.error("--max-size must be 1 or more")
+    if args.scale_in_idle_period < 0 or args.boot_delay < 0:
+        parser.error("--scale-in-idle-period and --boot-delay must be 0 or more")
+    if not STACK_NAME.fullmatch(args.stack_name):
+        parser.error("--stack-name must start with a letter and hold only letters, digits and -")
+    if not args.queue or "'" in args.queue:
+        parser.error("--queue must be non-empty and hold no single quote")
+
+
+# The scaler's own output is redirected to its log file during the replay: the demo's lines go
+# to the stream that was stdout when it started.
+_CONSOLE = {"stream": sys.stdout}
+
+
+def _say(line: str = "") -> None:
+    print(line, file=_CONSOLE["stream"], flush=True)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _CONSOLE["stream"] = sys.stdout
+    _check(parser, args)
+    try:
+        jobs = load_workload(args.workload)
+    except (OSError, ValueError) as exc:
+        print(f"demo: cannot load workload {args.workload!r}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    # Ctrl-C (even when started in the background, where SIGINT may be ignored) and SIGTERM
+    # unwind the same way, so the servers are stopped either way.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return _run(args, jobs)
+    except KeyboardInterrupt:
+        print("demo: interrupted; both servers are stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (DeploymentError, ScalerInvocationError) as exc:
+        print(f"demo: failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:
+        print(f"demo: failed ({type(exc).__name__}): {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _run(args: argparse.Namespace, jobs: list[TraceJob]) -> int:
+    wall_start = time.monotonic()
+    output_dir: Path = args.output_dir
+    output_dir.mkdir(parents=True, exist_ok=True)
+    _say("Buildkite SAM fleet: local demo (no AWS account, no Docker)")
+    # A fresh random token per run: only moto's SSM and the emulator ever hold it.
+    token = secrets.token_hex(20)
+    with running_endpoints(token) as endpoints:
+        _say(f"  AWS (moto server mode)       {endpoints.aws_url}")
+        _say(f"  Buildkite agent API emulator {endpoints.emulator.url}")
+        deployment = _deploy(args, endpoints, token)
+        scaler_environment = _scaler_environment(args, endpoints, deployment)
+        (output_dir / "env.json").write_text(
+            json.dumps({"AgentScalerFunction": scaler_environment}, indent=2) + "\n"
+        )
+        result, fleet = _replay(args, endpoints, deployment, jobs, scaler_environment)
+        summary = summarize(
+            endpoints.emulator.control.jobs(args.queue),
+            list(fleet.lives.values()),
+            result,
+            submitted=len(jobs),
+        )
+        plot_path = output_dir / "timeline.png"
+        plot_timeline(
+            result,
+            args.agents_per_instance,
+            plot_path,
+            f"workload {args.workload!r}: AgentsPerInstance {args.agents_per_instance}, "
+            f"MaxSize {args.max_size}, ScaleInIdlePeriod {args.scale_in_idle_period} s",
+        )
+        if args.summary_json is not None:
+            write_json_summary(
+                args.summary_json,
+                summary=summary,
+                deployment=deployment,
+                result=result,
+                endpoints={"aws": endpoints.aws_url, "buildkite": endpoints.emulator.url},
+                plot=plot_path,
+            )
+        _say()
+        wall_s = time.monotonic() - wall_start
+        for line in summary_lines(summary, wall_s, plot_path, output_dir / "scaler.log"):
+            _say(line)
+        if not result.settled:
+            _say(
+                f"  note        the replay stopped at --duration {args.duration:g} s before the "
+                "group was back to 0"
+            )
+        if args.keep_running:
+            _keep_running(endpoints, deployment, output_dir, args.queue)
+    if not summary.succeeded:
+        print(
+            f"demo: {summary.jobs_submitted - summary.jobs_finished} job(s) unfinished and "
+            f"{summary.jobs_interrupted} interrupted (try a longer --duration)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _deploy(args: argparse.Namespace, endpoints: Endpoints, token: str) -> Deployment:
+    _say()
+    _say("Creating the nested stacks in moto's CloudFormation")
+    _say(
+        "  (conditions resolved locally by tools.cfn_template: moto mis-evaluates nested "
+        "conditions and AWS::NoValue in lists)"
+    )
+    parameters = FleetParameters(
+        parent_stack_name=args.stack_name,
+        queue=args.queue,
+        agent_endpoint=endpoints.emulator.url,
+        agents_per_instance=args.agents_per_instance,
+        max_size=args.max_size,
+        scale_in_idle_period=args.scale_in_idle_period,
+    )
+    return deploy(endpoints.client, parameters, token, lambda line: _say(f"  {line}"))
+
+
+def _replay(
+    args: argparse.Namespace,
+    endpoints: Endpoints,
+    deployment: Deployment,
+    jobs: list[TraceJob],
+    scaler_environment: dict[str, str],
+) -> tuple[ReplayResult, EmulatedFleet]:
+    _say()
+    _say(
+        f"Replaying workload {args.workload!r}: {len(jobs)} jobs, AgentsPerInstance "
+        f"{args.agents_per_instance}, MaxSize {args.max_size}, ScaleInIdlePeriod "
+        f"{args.scale_in_idle_period} s, boot {args.boot_delay:g} s, speed "
+        f"{'max' if args.speed == 0 else f'{args.speed:g}x'}"
+    )
+    table = LiveTable(_say, width=terminal_width(_CONSOLE["stream"]))
+    table.header()
+    events: list[str] = []
+    fleet = EmulatedFleet(
+        autoscaling=endpoints.client("autoscaling"),
+        control=endpoints.emulator.control,
+        group_name=deployment.group_name,
+        queue=args.queue,
+        agents_per_instance=args.agents_per_instance,
+        boot_delay_s=args.boot_delay,
+        idle_period_s=args.scale_in_idle_period,
+        log=lambda at, line: events.append(f"{format_clock(at)} {line}"),
+    )
+    output_dir: Path = args.output_dir
+    try:
+        with (output_dir / "scaler.log").open("w", encoding="utf-8") as scaler_log:
+            replay = Replay(
+                jobs=jobs,
+                fleet=fleet,
+                control=endpoints.emulator.control,
+                queue=args.queue,
+                scaler_environment=scaler_environment,
+                scaler_log=scaler_log,
+                tick_s=TICK_S,
+                speed=args.speed,
+                on_sample=table.row,
+            )
+            return replay.run(args.duration), fleet
+    finally:
+        (output_dir / "instances.log").write_text("\n".join(events) + "\n", encoding="utf-8")
+
+
+def _scaler_environment(
+    args: argparse.Namespace, endpoints: Endpoints, deployment: Deployment
+) -> dict[str, str]:
+    """The scaler function's environment, as the root stack would set it, pointed at moto."""
+    return {
+        **endpoints.aws_environment(),
+        "BUILDKITE_QUEUE": args.queue,
+        "BUILDKITE_AGENT_ENDPOINT": endpoints.emulator.url,
+        "BUILDKITE_AGENT_TOKEN_PARAMETER": deployment.token_parameter,
+        "AUTO_SCALING_GROUP_NAME": deployment.group_name,
+        "AGENTS_PER_INSTANCE": str(args.agents_per_instance),
+        "MIN_SIZE": "0",
+        "MAX_SIZE": str(args.max_size),
+        "INSTANCE_BUFFER": "0",
+        "SCALE_OUT_FACTOR": "1.0",
+        "SCALE_OUT_FOR_WAITING_JOBS": "false",
+        "SCALE_IN_IDLE_PERIOD": str(args.scale_in_idle_period),
+        "DISABLE_SCALE_IN": "true",
+        "SCALE_OUT_COOLDOWN_PERIOD": "0",
+        "SCALE_IN_COOLDOWN_PERIOD": "3600",
+        "POLL_INTERVAL": str(POLL_INTERVAL_S),
+        "POWERTOOLS_SERVICE_NAME": "agent-scaler",
+        "POWERTOOLS_METRICS_NAMESPACE": "Buildkite",
+    }
+
+
+def _keep_running(
+    endpoints: Endpoints, deployment: Deployment, output_dir: Path, queue: str
+) -> None:
+    env_file = output_dir / "env.json"
+    aws = endpoints.aws_url
+    _say()
+    _say("The endpoints stay up until Ctrl-C:")
+    _say(f"  AWS (moto)          {aws}  (region us-east-1, any credentials)")
+    _say(f"  Buildkite agent API {endpoints.emulator.url}")
+    _say(f"  emulator control    {endpoints.emulator.control_url}")
+    _say(f"  Auto Scaling group  {deployment.group_name}")
+    _say(f"  token parameter     {deployment.token_parameter} (SecureString; value not shown)")
+    _say(f"  scaler environment  {env_file}")
+    _say("Try:")
+    _say(
+        f"  AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo aws --endpoint-url {aws} "
+        "--region us-east-1 autoscaling describe-auto-scaling-groups"
+    )
+    _say(
+        f'  curl -X POST -d \'{{"count": 3, "duration_s": 120}}\' '
+        f"{endpoints.emulator.control_url}/queues/{quote(queue, safe='')}/jobs"
+    )
+    _say(
+        "  .venv/bin/python -m tools.invoke_scaler --event events/scheduled.json "
+        f"--env-vars {env_file} --aws-endpoint {aws} --once"
+    )
+    _say(
+        "  sam local invoke AgentScalerFunction --event events/scheduled.json "
+        f"--env-vars {env_file} --docker-network host   (needs Docker)"
+    )
+    while True:
+        time.sleep(3600)

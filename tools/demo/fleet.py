@@ -1,0 +1,152 @@
+"""The instances of the demo's Auto Scaling group, living out what the AMI's scripts do.
+
+moto launches an instance the moment desired capacity rises and reports it InService at once.
+This module plays the instance's part on the virtual clock: once the boot delay has passed,
+its agents connect (they register with the Buildkite emulator, where they take jobs); when all
+of them have been idle for ScaleInIdlePeriod they disconnect and the instance terminates itself
+through the Auto Scaling API with ShouldDecrementDesiredCapacity, as the ``terminate-instance``
+script does. An instance the group removes by itself (a drain, when scale-in is enabled) goes
+through the terminating lifecycle hook: its agents stop gracefully, finishing running jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tools.buildkite_emulator import EmulatorControl
+
+IDLE_OUT = "idle: terminated itself"
+REMOVED_BY_GROUP = "removed by the group: agents stopped gracefully"
+
+
+@dataclass
+class InstanceLife:
+    """One instance's times on the virtual clock (None: has not happened yet)."""
+
+    instance_id: str
+    in_service_at: float
+    registered_at: float | None = None
+    left_at: float | None = None
+    how_left: str | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.left_at is None
+
+
+@dataclass(frozen=True)
+class GroupSnapshot:
+    desired_capacity: int
+    in_service: int
+    pending: int
+
+
+class EmulatedFleet:
+    """Boots, runs and retires the group's instances; ``step(now)`` once per tick."""
+
+    def __init__(
+        self,
+        *,
+        autoscaling: Any,
+        control: EmulatorControl,
+        group_name: str,
+        queue: str,
+        agents_per_instance: int,
+        boot_delay_s: float,
+        idle_period_s: float,
+        log: Callable[[float, str], None],
+    ) -> None:
+        self._autoscaling = autoscaling
+        self._control = control
+        self._group_name = group_name
+        self._queue = queue
+        self._agents_per_instance = agents_per_instance
+        self._boot_delay_s = boot_delay_s
+        self._idle_period_s = idle_period_s
+        self._log = log
+        self.lives: dict[str, InstanceLife] = {}
+        self.group = GroupSnapshot(0, 0, 0)
+
+    @property
+    def alive(self) -> list[InstanceLife]:
+        return [life for life in self.lives.values() if life.alive]
+
+    def step(self, now: float) -> None:
+        """Bring the instances up to ``now``: boot, connect agents, idle out, leave."""
+        group = self._describe_group()
+        in_group = {item["InstanceId"]: item["LifecycleState"] for item in group["Instances"]}
+        in_service = [iid for iid, state in in_group.items() if state == "InService"]
+        self.group = _snapshot(group)
+        for instance_id in in_service:
+            if instance_id not in self.lives:
+                self.lives[instance_id] = InstanceLife(instance_id, in_service_at=now)
+                self._log(now, f"{instance_id} launched (InService in moto), booting")
+        emulated = {record.instance_id: record for record in self._control.instances(self._queue)}
+        terminated = False
+        for life in self.alive:
+            record = emulated.get(life.instance_id)
+            if life.instance_id not in in_group:
+                self._removed_by_group(life, record, now)
+            elif life.registered_at is None:
+                if now >= life.in_service_at + self._boot_delay_s:
+                    self._control.register_instance(
+                        life.instance_id, self._queue, self._agents_per_instance
+                    )
+                    life.registered_at = now
+                    self._log(
+                        now,
+                        f"{life.instance_id} booted: {self._agents_per_instance} agent(s) "
+                        "connected",
+                    )
+            elif record is not None and self._idled_out(record, now):
+                self._terminate_itself(life, now)
+                terminated = True
+        if terminated:
+            self.group = _snapshot(self._describe_group())
+
+    def _idled_out(self, record: Any, now: float) -> bool:
+        return (
+            record.state == "running"
+            and record.idle_since is not None
+            and now - record.idle_since >= self._idle_period_s
+        )
+
+    def _terminate_itself(self, life: InstanceLife, now: float) -> None:
+        # The agents exit after their idle timeout; then terminate-instance runs.
+        self._control.stop_instance(life.instance_id)
+        self._autoscaling.terminate_instance_in_auto_scaling_group(
+            InstanceId=life.instance_id, ShouldDecrementDesiredCapacity=True
+        )
+        life.left_at = now
+        life.how_left = IDLE_OUT
+        self._log(
+            now,
+            f"{life.instance_id} idle for {self._idle_period_s:g} s: agents disconnected, "
+            "TerminateInstanceInAutoScalingGroup (decrement)",
+        )
+
+    def _removed_by_group(self, life: InstanceLife, record: Any, now: float) -> None:
+        if record is not None and record.state == "running":
+            self._control.stop_instance(life.instance_id)
+            self._log(now, f"{life.instance_id} removed by the group: agents stopping gracefully")
+            record = self._control.instance(life.instance_id)
+        if record is None or record.state == "gone":
+            life.left_at = now
+            life.how_left = REMOVED_BY_GROUP
+
+    def _describe_group(self) -> dict[str, Any]:
+        response = self._autoscaling.describe_auto_scaling_groups(
+            AutoScalingGroupNames=[self._group_name]
+        )
+        return response["AutoScalingGroups"][0]
+
+
+def _snapshot(group: dict[str, Any]) -> GroupSnapshot:
+    states = [item["LifecycleState"] for item in group["Instances"]]
+    return GroupSnapshot(
+        desired_capacity=group["DesiredCapacity"],
+        in_service=states.count("InService"),
+        pending=sum(1 for state in states if state.startswith("Pending")),
+    )

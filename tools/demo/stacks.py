@@ -1,0 +1,361 @@
+"""The project's nested templates, created in moto's CloudFormation, and what moto leaves out.
+
+Each of ``nested/network.yaml``, ``nested/storage.yaml`` and ``nested/fleet.yaml`` is sent to
+moto's CreateStack with demo parameters. Two things are done to the body first, and reported:
+
+- Its conditions are evaluated locally (``tools.cfn_template.render``) and the template sent is
+  the one CloudFormation would act on for these parameters: only the resources whose condition
+  holds, with ``Fn::If`` and ``AWS::NoValue`` resolved. moto mis-evaluates conditions built
+  from other conditions (``!And [!Not [!Condition A], ...]``) and keeps ``AWS::NoValue`` list
+  items as nulls, so the raw bodies fail there.
+- Custom resources are left out: their ServiceTokens are the root stack's Lambda functions,
+  which moto cannot invoke. The demo does what each function would have done.
+
+Afterwards every resource the rendered template declares is looked up in moto's
+ListStackResources; each one moto did not create (and the group's lifecycle hook, which moto
+ignores inside an AutoScalingGroup) becomes a ``Gap`` that names the nearest equivalent the demo
+created through the API instead. The agent token is stored as a SecureString through the SSM
+API, as the storage stack's token function does, and handed to the storage stack as an existing
+parameter (``BuildkiteAgentTokenParameterStorePath``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from az_rebalancing_suspender.suspender import suspend_az_rebalancing
+
+from tools.cfn_template import Rendered, load_template, render, rule_violations
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+NESTED = REPOSITORY / "nested"
+CUSTOM_RESOURCE_TYPES = ("AWS::CloudFormation::CustomResource",)
+CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
+# Placeholder ServiceTokens: the root stack would pass its functions' ARNs.
+FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:{name}"
+# An AMI moto knows; the template's AgentImages mapping has no row until an image is built.
+DEMO_IMAGE_ID = "ami-12c6146b"
+
+
+class DeploymentError(RuntimeError):
+    """A stack could not be created in moto; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class StackResource:
+    logical_id: str
+    resource_type: str
+    physical_id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A resource of the template that moto did not create, and what the demo did instead."""
+
+    stack: str
+    logical_id: str
+    resource_type: str
+    equivalent: str
+
+
+@dataclass(frozen=True)
+class DeployedStack:
+    name: str
+    template: str
+    resources: tuple[StackResource, ...]
+    outputs: dict[str, str]
+
+
+@dataclass
+class Deployment:
+    """The three stacks and every gap that was filled by API calls instead."""
+
+    stacks: list[DeployedStack] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+
+    def stack(self, name: str) -> DeployedStack:
+        return next(stack for stack in self.stacks if stack.name == name)
+
+    @property
+    def group_name(self) -> str:
+        return self.stack("fleet").outputs["AutoScalingGroupName"]
+
+    @property
+    def token_parameter(self) -> str:
+        return self.stack("storage").outputs["AgentTokenParameterPath"]
+
+
+@dataclass(frozen=True)
+class FleetParameters:
+    """The demo's choices for the templates' parameters (everything else keeps its default)."""
+
+    parent_stack_name: str
+    queue: str
+    agent_endpoint: str
+    agents_per_instance: int
+    max_size: int
+    scale_in_idle_period: int
+
+
+def deploy(
+    clients: Callable[[str], Any],
+    parameters: FleetParameters,
+    token: str,
+    log: Callable[[str], None],
+) -> Deployment:
+    """Create network, storage and fleet in moto; fill each gap; return what was created."""
+    deployment = Deployment()
+    prefix = parameters.parent_stack_name
+
+    network = _create(clients, deployment, "network", f"{prefix}-network", {}, log)
+
+    token_parameter = f"/{prefix}/buildkite/agent-token"
+    clients("ssm").put_parameter(
+        Name=token_parameter,
+        Value=token,
+        Type="SecureString",
+        Description=f"Buildkite agent token of {prefix} (demo)",
+        Overwrite=True,
+    )
+    storage_parameters = {
+        "ParentStackName": prefix,
+        "BuildkiteAgentTokenParameterStorePath": token_parameter,
+        "AgentTokenFunctionArn": FUNCTION_ARN.format(name=f"{prefix}-agent-token"),
+    }
+    token_gap = Gap(
+        "storage",
+        "AgentTokenParameter",
+        "Custom::BuildkiteAgentToken",
+        f"SecureString {token_parameter} put through the SSM API (what the root's agent token "
+        "function does; moto cannot invoke it) and given to the stack as "
+        "BuildkiteAgentTokenParameterStorePath",
+    )
+    storage = _create(clients, deployment, "storage", f"{prefix}-storage", storage_parameters, log)
+    log(f"  {_describe(token_gap)}")
+    deployment.gaps.append(token_gap)
+
+    fleet_parameters = {
+        "ParentStackName": prefix,
+        "AzRebalancingSuspenderFunctionArn": FUNCTION_ARN.format(name=f"{prefix}-az-rebalancing"),
+        "StopBuildkiteAgentsFunctionArn": FUNCTION_ARN.format(name=f"{prefix}-stop-agents"),
+        "Subnets": network.outputs["Subnets"],
+        "SecurityGroupId": network.outputs["SecurityGroupId"],
+        "AgentTokenParameterPath": storage.outputs["AgentTokenParameterPath"],
+        "AgentTokenParameterArn": storage.outputs["AgentTokenParameterArn"],
+        "SecretsBucketName": storage.outputs["SecretsBucketName"],
+        "BuildkiteQueue": parameters.queue,
+        "AgentEndpoint": parameters.agent_endpoint,
+        "AgentsPerInstance": str(parameters.agents_per_instance),
+        "ScaleInIdlePeriod": str(parameters.scale_in_idle_period),
+        "MaxSize": str(parameters.max_size),
+        "ImageId": DEMO_IMAGE_ID,
+    }
+    _create(clients, deployment, "fleet", f"{prefix}-fleet", fleet_parameters, log)
+    return deployment
+
+
+def _create(
+    clients: Callable[[str], Any],
+    deployment: Deployment,
+    short_name: str,
+    stack_name: str,
+    parameters: Mapping[str, str],
+    log: Callable[[str], None],
+) -> DeployedStack:
+    cfn = clients("cloudformation")
+    path = NESTED / f"{short_name}.yaml"
+    template = load_template(path)
+    violations = rule_violations(template, parameters)
+    if violations:
+        raise DeploymentError(f"{path.name}: the demo parameters break its rules: {violations}")
+    rendered = render(template, parameters)
+    body, left_out = _moto_body(template, rendered)
+    try:
+        cfn.create_stack(
+            StackName=stack_name,
+            TemplateBody=json.dumps(body),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+            Capabilities=CAPABILITIES,
+        )
+        description = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+    except Exception as exc:
+        raise DeploymentError(f"moto could not create {path.name} as {stack_name}: {exc}") from exc
+    if description["StackStatus"] != "CREATE_COMPLETE":
+        raise DeploymentError(
+            f"{stack_name} ended in {description['StackStatus']}: "
+            f"{description.get('StackStatusReason') or 'no reason given'}"
+        )
+    listed = cfn.list_stack_resources(StackName=stack_name)["StackResourceSummaries"]
+    resources = tuple(
+        StackResource(
+            item["LogicalResourceId"],
+            item["ResourceType"],
+            item.get("PhysicalResourceId", ""),
+            item["ResourceStatus"],
+        )
+        for item in listed
+        if item.get("LogicalResourceId")
+    )
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
+    stack = DeployedStack(short_name, f"nested/{path.name}", resources, outputs)
+    deployment.stacks.append(stack)
+    log(
+        f"created stack {stack_name} from nested/{path.name}: "
+        f"{len(resources)} resources ({', '.join(sorted(r.logical_id for r in resources))})"
+    )
+
+    physical = {r.logical_id: r.physical_id for r in resources}
+    types = {name: resource["Type"] for name, resource in rendered.resources.items()}
+    for logical_id, resource in rendered.resources.items():
+        if logical_id in physical and logical_id not in left_out:
+            continue
+        equivalent = _fill_gap(clients, logical_id, resource, rendered, physical, types)
+        deployment.gaps.append(Gap(short_name, logical_id, resource["Type"], equivalent))
+    deployment.gaps.extend(_lifecycle_hooks(clients, short_name, rendered, physical))
+    for gap in deployment.gaps:
+        if gap.stack == short_name:
+            log(f"  {_describe(gap)}")
+    return stack
+
+
+def _describe(gap: Gap) -> str:
+    return f"not created by moto: {gap.logical_id} ({gap.resource_type}); instead {gap.equivalent}"
+
+
+def _moto_body(template: Mapping[str, Any], rendered: Rendered) -> tuple[dict[str, Any], set[str]]:
+    """The template as CloudFormation would act on it, minus custom resources."""
+    left_out = {
+        name
+        for name, resource in rendered.resources.items()
+        if resource["Type"].startswith("Custom::") or resource["Type"] in CUSTOM_RESOURCE_TYPES
+    }
+    kept = [name for name in rendered.resources if name not in left_out]
+    resources = {}
+    for name in kept:
+        resource = {k: v for k, v in rendered.resources[name].items() if k != "Condition"}
+        depends_on = resource.get("DependsOn")
+        if depends_on is not None:
+            names = [depends_on] if isinstance(depends_on, str) else list(depends_on)
+            resource["DependsOn"] = [n for n in names if n in kept]
+        resources[name] = resource
+    outputs = {
+        name: {k: v for k, v in output.items() if k != "Condition"}
+        for name, output in rendered.outputs.items()
+    }
+    body = {
+        key: template[key]
+        for key in ("AWSTemplateFormatVersion", "Description", "Parameters", "Mappings")
+        if key in template
+    }
+    body["Resources"] = resources
+    body["Outputs"] = outputs
+    return body, left_out
+
+
+def _fill_gap(
+    clients: Callable[[str], Any],
+    logical_id: str,
+    resource: Mapping[str, Any],
+    rendered: Rendered,
+    physical: Mapping[str, str],
+    types: Mapping[str, str],
+) -> str:
+    """Create the nearest equivalent of one resource moto left out; describe what was done."""
+    resource_type = resource["Type"]
+    properties = _resolve(resource.get("Properties", {}), rendered, physical, types)
+    if resource_type == "AWS::S3::BucketPolicy":
+        clients("s3").put_bucket_policy(
+            Bucket=properties["Bucket"], Policy=json.dumps(properties["PolicyDocument"])
+        )
+        return f"PutBucketPolicy on {properties['Bucket']} with the template's policy document"
+    if logical_id == "AzRebalancingSuspender":
+        group = properties["AutoScalingGroupName"]
+        suspend_az_rebalancing(clients("autoscaling"), group)
+        return (
+            f"AZRebalance suspended on {group} by the az_rebalancing_suspender function's own "
+            "code, called directly (moto cannot invoke the root's function)"
+        )
+    if logical_id == "StopBuildkiteAgents":
+        return "nothing: on Create the stop_buildkite_agents function only records the group"
+    return "not needed by the demo: nothing created instead"
+
+
+def _lifecycle_hooks(
+    clients: Callable[[str], Any],
+    stack: str,
+    rendered: Rendered,
+    physical: Mapping[str, str],
+) -> list[Gap]:
+    autoscaling = clients("autoscaling")
+    gaps = []
+    for logical_id, resource in rendered.of_type("AWS::AutoScaling::AutoScalingGroup").items():
+        group = physical.get(logical_id)
+        if group is None:
+            continue
+        existing = {
+            hook["LifecycleHookName"]
+            for hook in autoscaling.describe_lifecycle_hooks(AutoScalingGroupName=group)[
+                "LifecycleHooks"
+            ]
+        }
+        for spec in resource.get("Properties", {}).get("LifecycleHookSpecificationList", []):
+            spec = rendered.evaluate(spec)
+            if spec["LifecycleHookName"] in existing:
+                continue
+            autoscaling.put_lifecycle_hook(
+                AutoScalingGroupName=group,
+                **{k: int(v) if k == "HeartbeatTimeout" else v for k, v in spec.items()},
+            )
+            gaps.append(
+                Gap(
+                    stack,
+                    f"{logical_id}.LifecycleHookSpecificationList[{spec['LifecycleHookName']}]",
+                    "AWS::AutoScaling::LifecycleHook",
+                    f"PutLifecycleHook {spec['LifecycleHookName']} "
+                    f"({spec['LifecycleTransition']}, {spec['HeartbeatTimeout']} s) on {group}",
+                )
+            )
+    return gaps
+
+
+def _resolve(
+    value: Any, rendered: Rendered, physical: Mapping[str, str], types: Mapping[str, str]
+) -> Any:
+    """Resolve references to created resources, then parameters and pseudo parameters."""
+    if isinstance(value, list):
+        return [_resolve(item, rendered, physical, types) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Ref"} and value["Ref"] in physical:
+        return physical[value["Ref"]]
+    if set(value) == {"Fn::GetAtt"}:
+        name, attribute = value["Fn::GetAtt"]
+        return _attribute(name, attribute, physical, types)
+    if set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, _, attribute = match.group(1).partition(".")
+            if name not in physical:
+                return match.group(0)
+            return _attribute(name, attribute, physical, types) if attribute else physical[name]
+
+        text = re.sub(r"\$\{([^}!]+)\}", substitute, value["Fn::Sub"])
+        return rendered.evaluate({"Fn::Sub": text})
+    resolved = {key: _resolve(item, rendered, physical, types) for key, item in value.items()}
+    if len(resolved) == 1 and next(iter(resolved)).startswith(("Fn::", "Ref")):
+        return rendered.evaluate(resolved)
+    return resolved
+
+
+def _attribute(
+    name: str, attribute: str, physical: Mapping[str, str], types: Mapping[str, str]
+) -> str:
+    if types.get(name) == "AWS::S3::Bucket" and attribute == "Arn" and name in physical:
+        return f"arn:aws:s3:::{physical[name]}"
+    raise DeploymentError(f"the demo cannot resolve {name}.{attribute} outside CloudFormation")
