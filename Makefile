@@ -10,7 +10,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export BC_SKIP_MAPPING := TRUE
 
-.PHONY: help setup test lint cfn-lint checkov pytest build demo clean
+.PHONY: help setup test lint cfn-lint checkov pytest build demo bench clean
 
 help:
 	@echo "make test   - set up .venv, then run every gate and test (what CI runs)"
@@ -59,6 +59,11 @@ build: setup
 # handler, the Buildkite API emulator, a compressed workload (see python -m tools.demo --help).
 demo: build
 	$(BIN)/python -m tools.demo
+
+# The fleet simulator on seeded standard traces: the project's real policy against a model of
+# the reference scaler; writes docs/benchmarks.md and its plots (about a minute on 2 cores).
+bench: setup
+	$(BIN)/python -m tools.simulate.bench
 
 clean:
 	rm -rf .aws-sam build dist .pytest_cache .ruff_cache

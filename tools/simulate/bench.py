@@ -1,0 +1,263 @@
+"""``make bench``: the standard traces through both scalers, written up in docs/benchmarks.md.
+
+1. Generate the four standard traces for each seed (``build/bench/traces/*.csv``).
+2. Run the reference (poll), the project (poll) and the project (push) on each, MaxSize 100
+   and stack defaults otherwise, one run per seed; RESULT.json files go to
+   ``build/bench/results/``, timeline plots of seed 1 to ``docs/benchmarks/``.
+3. Sweep the project's parameters (poll) for the trade-off curve, and run the what-if of a
+   faster boot.
+4. Write ``docs/benchmarks.md`` (tables, target verdicts, plots, analysis).
+
+Runs go to a process pool (``--workers``, default: the CPU count). Seeded: a rerun writes the
+same report.
+
+    python -m tools.simulate.bench [--workers N] [--docs DIR] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools.simulate.bench_report import Aggregate, BenchData, write_report
+from tools.simulate.config import build_config
+from tools.simulate.lambda_cost import REPO_ROOT
+from tools.simulate.runner import simulate
+from tools.simulate.stats import WaitSummary
+from tools.simulate.traces import SHAPES, generate, read_trace, write_trace
+
+BASE_OVERRIDES: dict[str, object] = {"MaxSize": 100}
+MAIN_SEEDS = (1, 2, 3, 4, 5)
+SWEEP_SEEDS = (1, 2, 3)
+PLOT_SEED = 1
+MAIN_RUNS = (("reference", "poll"), ("project", "poll"), ("project", "push"))
+SWEEP: tuple[tuple[str, dict[str, object]], ...] = (
+    ("defaults", {}),
+    ("ScaleInIdlePeriod 300", {"ScaleInIdlePeriod": 300}),
+    ("ScaleInIdlePeriod 450", {"ScaleInIdlePeriod": 450}),
+    ("ScaleInIdlePeriod 900", {"ScaleInIdlePeriod": 900}),
+    ("InstanceBuffer 1", {"InstanceBuffer": 1}),
+    ("InstanceBuffer 2", {"InstanceBuffer": 2}),
+    ("DisableScaleIn false", {"DisableScaleIn": False}),
+    ("ScaleOutCooldownPeriod 60", {"ScaleOutCooldownPeriod": 60}),
+    (
+        "idle 450 + buffer 1 + scale-in",
+        {"ScaleInIdlePeriod": 450, "InstanceBuffer": 1, "DisableScaleIn": False},
+    ),
+)
+FAST_BOOT: dict[str, object] = {"BootDelayMedian": 30, "BootDelayP05": 20, "BootDelayP95": 60}
+WHATIF: tuple[tuple[str, dict[str, object]], ...] = (
+    ("faster boot", FAST_BOOT),
+    ("faster boot + ScaleInIdlePeriod 450", {**FAST_BOOT, "ScaleInIdlePeriod": 450}),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """One simulation run of the benchmark."""
+
+    group: str  # "main", "sweep" or "whatif"
+    shape: str
+    policy: str
+    trigger: str
+    label: str
+    overrides: tuple[tuple[str, object], ...]
+    seed: int
+    trace_path: str
+    result_path: str
+    plot_path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """What one run measured (the timeline stays in the worker)."""
+
+    spec: RunSpec
+    jobs: int
+    jobs_waited: int
+    waits: WaitSummary
+    instance_seconds: float
+    oracle_instance_seconds: float
+    interrupted_jobs: int
+    scale_out_actions: int
+    scale_in_actions: int
+    evaluations: int
+    lambda_gb_seconds: float
+    unfinished_jobs: int
+
+
+def execute(spec: RunSpec) -> RunOutcome:
+    """Run one spec (in a worker process); writes its RESULT.json and, if asked, its plot."""
+    import json
+
+    config = build_config(spec.policy, {**BASE_OVERRIDES, **dict(spec.overrides)})
+    trace = read_trace(Path(spec.trace_path))
+    result = simulate(trace, spec.policy, spec.trigger, config, spec.seed)
+    Path(spec.result_path).write_text(json.dumps(result.as_json(), indent=2) + "\n")
+    if spec.plot_path is not None:
+        from tools.simulate.plot import plot_timeline
+
+        plot_timeline(result, Path(spec.plot_path), title=f"{spec.shape}: {spec.label}")
+    return RunOutcome(
+        spec=spec,
+        jobs=result.jobs,
+        jobs_waited=result.jobs_waited,
+        waits=result.waits,
+        instance_seconds=result.instance_seconds,
+        oracle_instance_seconds=result.oracle_instance_seconds,
+        interrupted_jobs=result.interrupted_jobs,
+        scale_out_actions=result.scaler.scale_out_actions,
+        scale_in_actions=result.scaler.scale_in_actions,
+        evaluations=result.scaler.evaluations,
+        lambda_gb_seconds=result.invocations.gb_seconds,
+        unfinished_jobs=result.unfinished_jobs,
+    )
+
+
+def plan(work: Path, figures: Path) -> list[RunSpec]:
+    """Every run of the benchmark (traces must exist under ``work/traces``)."""
+    specs = []
+    for shape in SHAPES:
+        for policy, trigger in MAIN_RUNS:
+            label = f"{policy} ({trigger})"
+            for seed in MAIN_SEEDS:
+                plot = None
+                if seed == PLOT_SEED:
+                    plot = str(figures / f"{shape}-{policy}-{trigger}.png")
+                specs.append(_spec(work, "main", shape, policy, trigger, label, {}, seed, plot))
+        for label, overrides in SWEEP:
+            for seed in SWEEP_SEEDS:
+                specs.append(
+                    _spec(work, "sweep", shape, "project", "poll", label, overrides, seed, None)
+                )
+        for label, overrides in WHATIF:
+            for seed in MAIN_SEEDS:
+                specs.append(
+                    _spec(work, "whatif", shape, "project", "poll", label, overrides, seed, None)
+                )
+    return specs
+
+
+def _spec(
+    work: Path,
+    group: str,
+    shape: str,
+    policy: str,
+    trigger: str,
+    label: str,
+    overrides: dict[str, object],
+    seed: int,
+    plot: str | None,
+) -> RunSpec:
+    slug = "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-")
+    return RunSpec(
+        group=group,
+        shape=shape,
+        policy=policy,
+        trigger=trigger,
+        label=label,
+        overrides=tuple(sorted(overrides.items())),
+        seed=seed,
+        trace_path=str(_trace_path(work, shape, seed)),
+        result_path=str(work / "results" / f"{group}-{shape}-{slug}-seed{seed}.json"),
+        plot_path=plot,
+    )
+
+
+def _trace_path(work: Path, shape: str, seed: int) -> Path:
+    return work / "traces" / f"{shape}-seed{seed}.csv"
+
+
+def aggregate(outcomes: Sequence[RunOutcome]) -> Aggregate:
+    """Average a label's runs over seeds (instance-seconds summed for efficiency)."""
+    count = len(outcomes)
+
+    def average(values: Sequence[float]) -> float:
+        return sum(values) / count
+
+    instance = sum(o.instance_seconds for o in outcomes)
+    oracle = sum(o.oracle_instance_seconds for o in outcomes)
+    return Aggregate(
+        runs=count,
+        jobs=average([o.jobs for o in outcomes]),
+        waited_share=sum(o.jobs_waited for o in outcomes) / max(sum(o.jobs for o in outcomes), 1),
+        wait_mean=average([o.waits.mean for o in outcomes]),
+        wait_p50=average([o.waits.p50 for o in outcomes]),
+        wait_p95=average([o.waits.p95 for o in outcomes]),
+        wait_p99=average([o.waits.p99 for o in outcomes]),
+        wait_max=max(o.waits.max for o in outcomes),
+        instance_hours=instance / count / 3600.0,
+        oracle_hours=oracle / count / 3600.0,
+        efficiency=oracle / instance if instance else 0.0,
+        interrupted_jobs=sum(o.interrupted_jobs for o in outcomes),
+        scale_out_actions=average([o.scale_out_actions for o in outcomes]),
+        scale_in_actions=average([o.scale_in_actions for o in outcomes]),
+        evaluations=average([o.evaluations for o in outcomes]),
+        lambda_gb_seconds=average([o.lambda_gb_seconds for o in outcomes]),
+        unfinished_jobs=sum(o.unfinished_jobs for o in outcomes),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.simulate.bench",
+        description="Benchmark the project's scaler against the reference scaler.",
+    )
+    parser.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 8))
+    parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs")
+    parser.add_argument("--work", type=Path, default=REPO_ROOT / "build" / "bench")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    figures = args.docs / "benchmarks"
+    figures.mkdir(parents=True, exist_ok=True)
+    (args.work / "results").mkdir(parents=True, exist_ok=True)
+    seeds = sorted(set(MAIN_SEEDS) | set(SWEEP_SEEDS))
+    for shape in SHAPES:
+        for seed in seeds:
+            write_trace(_trace_path(args.work, shape, seed), generate(shape, seed))
+
+    specs = plan(args.work, figures)
+    outcomes: list[RunOutcome] = []
+    with ProcessPoolExecutor(max_workers=max(args.workers, 1)) as pool:
+        for done, outcome in enumerate(pool.map(execute, specs, chunksize=2), start=1):
+            outcomes.append(outcome)
+            if done % 20 == 0 or done == len(specs):
+                print(f"bench: {done}/{len(specs)} runs", file=sys.stderr, flush=True)
+
+    grouped: dict[tuple[str, str, str], list[RunOutcome]] = {}
+    for outcome in outcomes:
+        key = (outcome.spec.group, outcome.spec.shape, outcome.spec.label)
+        grouped.setdefault(key, []).append(outcome)
+    aggregates = {key: aggregate(runs) for key, runs in grouped.items()}
+    for shape in SHAPES:  # the reference over the sweep's seeds, for like-for-like ratios
+        runs = grouped[("main", shape, "reference (poll)")]
+        aggregates[("sweep-reference", shape, "reference (poll)")] = aggregate(
+            [run for run in runs if run.spec.seed in SWEEP_SEEDS]
+        )
+    data = BenchData(
+        aggregates=aggregates,
+        main_seeds=MAIN_SEEDS,
+        sweep_seeds=SWEEP_SEEDS,
+        sweep_labels=tuple(label for label, _ in SWEEP),
+        sweep_overrides={label: overrides for label, overrides in SWEEP},
+        whatif_labels=tuple(label for label, _ in WHATIF),
+        fast_boot=FAST_BOOT,
+        base_overrides=BASE_OVERRIDES,
+    )
+    write_report(data, args.docs / "benchmarks.md", figures)
+    elapsed = time.monotonic() - started
+    print(
+        f"bench: wrote {args.docs / 'benchmarks.md'} ({len(specs)} runs, {elapsed:.0f} s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
