@@ -1,40 +1,27 @@
 """The agent token custom resource, end to end: SSM in moto, responses over real HTTPS.
 
 crhelper always answers CloudFormation with `http.client.HTTPSConnection`, so the stand-in for
-the pre-signed ResponseURL is an HTTPS server on 127.0.0.1 with a throwaway self-signed
-certificate, trusted through SSL_CERT_FILE (read by OpenSSL's default verify paths; no test
-seam in the function). The server records each PUT body for the assertions.
+the pre-signed ResponseURL is the `endpoint` fixture (tests/unit/conftest.py): an HTTPS server on
+127.0.0.1 with a throwaway self-signed certificate, trusted through SSL_CERT_FILE (read by
+OpenSSL's default verify paths; no test seam in the function). The server records each PUT body
+for the assertions.
 """
 
 from __future__ import annotations
 
-import datetime
-import importlib
 import io
-import ipaddress
 import json
 import logging
 import os
-import ssl
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from moto import mock_aws
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
+from tools.testing.cloudformation import ACCOUNT, REGION, FakeLambdaContext, ResponseEndpoint
+
 STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/fleet-Storage-1ABC/0f1e2d3c"
 PARAMETER = "/fleet/buildkite/agent-token"
 PARAMETER_ARN = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{PARAMETER}"
@@ -42,129 +29,29 @@ TOKEN = "bkat_tokenvalue_0123456789abcdef_NEVER_LOG_ME"
 NEW_TOKEN = "bkat_rotated_fedcba9876543210_NEVER_LOG_ME_EITHER"
 CUSTOM_KEY = "1234abcd-12ab-34cd-56ef-1234567890ab"
 LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-
-
-# --- the CloudFormation response endpoint ---------------------------------------------------
-@dataclass
-class ResponseEndpoint:
-    """HTTPS server on 127.0.0.1 that records the bodies CloudFormation would receive."""
-
-    url: str
-    cert_file: Path
-    bodies: list[bytes] = field(default_factory=list)
-
-    def last(self) -> dict[str, Any]:
-        assert self.bodies, "no response was sent to the ResponseURL"
-        return json.loads(self.bodies[-1])
-
-
-def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
-
-
-@pytest.fixture(scope="module")
-def response_server(tmp_path_factory) -> Iterator[ResponseEndpoint]:
-    cert_file, key_file = _self_signed_certificate(tmp_path_factory.mktemp("tls"))
-    bodies: list[bytes] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            bodies.append(self.rfile.read(length))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    port = server.server_address[1]
-    url = f"https://127.0.0.1:{port}/cloudformation-response?X-Amz-Signature=abc"
-    try:
-        yield ResponseEndpoint(url=url, cert_file=cert_file, bodies=bodies)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-@pytest.fixture
-def endpoint(response_server, monkeypatch) -> ResponseEndpoint:
-    monkeypatch.setenv("SSL_CERT_FILE", str(response_server.cert_file))
-    response_server.bodies.clear()
-    return response_server
+CONTEXT = FakeLambdaContext(
+    function_name="fleet-AgentTokenFunction",
+    aws_request_id="6f1c4a7e-0000-4000-8000-000000000001",
+    remaining_ms=30_000,
+    memory_limit_in_mb=256,
+)
 
 
 # --- AWS (moto) and the function ------------------------------------------------------------
 @pytest.fixture
-def aws(monkeypatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_SAM_LOCAL", raising=False)
-    with mock_aws():
-        yield boto3.client("ssm", region_name=REGION)
+def aws(mocked_aws: None) -> Any:
+    """The SSM client the assertions read the parameter through."""
+    return boto3.client("ssm", region_name=REGION)
 
 
 @pytest.fixture
-def handler(aws):
-    # Imported after the AWS environment exists: crhelper builds boto3 clients at import time.
-    return importlib.import_module("agent_token.handler")
-
-
-class FakeContext:
-    function_name = "fleet-AgentTokenFunction"
-    memory_limit_in_mb = 256
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:fleet-AgentTokenFunction"
-    aws_request_id = "6f1c4a7e-0000-4000-8000-000000000001"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 30_000
+def handler_module() -> str:
+    return "agent_token.handler"
 
 
 def properties(token: str = TOKEN, name: str = PARAMETER, key: str = "") -> dict[str, str]:
     return {
-        "ServiceToken": FakeContext.invoked_function_arn,
+        "ServiceToken": CONTEXT.invoked_function_arn,
         "ParameterName": name,
         "AgentToken": token,
         "KmsKeyId": key,
@@ -195,13 +82,14 @@ def make_event(
 
 
 def invoke(handler, endpoint: ResponseEndpoint, event: dict[str, Any]) -> dict[str, Any]:
-    before = len(endpoint.bodies)
-    handler.lambda_handler(event, FakeContext())
-    assert len(endpoint.bodies) == before + 1, "exactly one response per request"
-    raw = endpoint.bodies[-1].decode()
+    before = len(endpoint.responses)
+    handler.lambda_handler(event, CONTEXT)
+    assert len(endpoint.responses) == before + 1, "exactly one response per request"
+    response = endpoint.responses[-1]
+    raw = response.raw.decode()
     for secret in (TOKEN, NEW_TOKEN):
         assert secret not in raw
-    return endpoint.last()
+    return response.body
 
 
 def assert_echoes_request(response: dict[str, Any], event: dict[str, Any]) -> None:
@@ -521,7 +409,7 @@ def test_log_level_environment_cannot_make_the_function_print_the_token(endpoint
     )
 
     assert result.returncode == 0, result.stderr[-2000:]
-    statuses = [json.loads(body)["Status"] for body in endpoint.bodies]
+    statuses = [response.body["Status"] for response in endpoint.responses]
     assert statuses == ["SUCCESS", "SUCCESS", "FAILED", "SUCCESS"]
     for secret in (TOKEN, NEW_TOKEN):
         assert secret not in result.stdout

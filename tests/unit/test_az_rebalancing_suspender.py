@@ -1,246 +1,47 @@
 """AzRebalancingSuspender: suspends AZRebalance on Create/Update and always answers CloudFormation.
 
-AWS is moto (in-process). The CloudFormation response URL is an HTTPS server on 127.0.0.1 with
-a certificate made for the test (crhelper only speaks HTTPS), trusted through SSL_CERT_FILE; it
-captures each PUT body so the test can check it is a response CloudFormation accepts.
+AWS is moto (in-process). The CloudFormation response URL is the `endpoint` fixture
+(tests/unit/conftest.py): an HTTPS server on 127.0.0.1 that captures each PUT body so the test can
+check it is a response CloudFormation accepts.
 """
 
 from __future__ import annotations
 
-import copy
-import datetime
-import importlib
-import ipaddress
-import json
-import ssl
-import threading
-import time
+import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-from moto import mock_aws
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
-REGION = "us-east-1"
-RESPONSE_FIELDS = {"Status", "Reason", "PhysicalResourceId", "StackId", "RequestId"}
-RESPONSE_FIELDS |= {"LogicalResourceId"}
+from tools.testing.autoscaling import create_group, describe_group, group_names
+from tools.testing.cloudformation import (
+    FakeLambdaContext,
+    assert_cloudformation_response,
+    invoke_handler,
+    load_event,
+)
+from tools.testing.faults import failing_calls, slow_calls
 
-
-# --- a stand-in for CloudFormation's pre-signed response URL ----------------------------------
-@dataclass
-class CapturedResponse:
-    body: dict[str, Any]
-    raw: bytes
-    content_type: str | None
-    seconds_after_start: float
-
-
-@dataclass
-class ResponseEndpoint:
-    """HTTPS server on 127.0.0.1 that records every PUT to it."""
-
-    url: str
-    responses: list[CapturedResponse] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
-
-
-def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    public_key = key.public_key()
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), critical=False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "endpoint.pem", directory / "endpoint.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return _self_signed_certificate(tmp_path_factory.mktemp("tls"))
+CONTEXT = FakeLambdaContext(
+    function_name="AzRebalancingSuspenderFunction",
+    aws_request_id="2c8e4f2a-0000-4000-8000-00000000abcd",
+    remaining_ms=60_000,
+)
 
 
 @pytest.fixture
-def endpoint(
-    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[ResponseEndpoint]:
-    cert_path, key_path = certificate
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert_path))
-    captured = ResponseEndpoint(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:
-            raw = self.rfile.read(int(self.headers["Content-Length"]))
-            captured.responses.append(
-                CapturedResponse(
-                    json.loads(raw),
-                    raw,
-                    self.headers.get("Content-Type"),
-                    time.monotonic() - captured.started,
-                )
-            )
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(cert_path, key_path)
-    server.socket = tls.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    captured.url = f"https://127.0.0.1:{server.server_address[1]}/cfn-response?X-Amz-Signature=x"
-    try:
-        yield captured
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-def assert_cloudformation_response(
-    response: CapturedResponse, event: dict[str, Any], status: str
-) -> None:
-    """The PUT body is one CloudFormation accepts, answering this very request."""
-    body = response.body
-    assert set(body) >= RESPONSE_FIELDS, f"missing fields: {RESPONSE_FIELDS - set(body)}"
-    assert body["Status"] == status, body.get("Reason")
-    assert body["StackId"] == event["StackId"]
-    assert body["RequestId"] == event["RequestId"]
-    assert body["LogicalResourceId"] == event["LogicalResourceId"]
-    assert isinstance(body["PhysicalResourceId"], str)
-    assert 1 <= len(body["PhysicalResourceId"]) <= 1024
-    assert isinstance(body["Reason"], str)
-    if status == "FAILED":
-        assert body["Reason"], "a FAILED response must say why"
-    assert len(response.raw) <= 4096, "CloudFormation rejects response bodies over 4 KiB"
-    # The pre-signed URL is signed for an empty content type.
-    assert not response.content_type
-
-
-# --- the Lambda side --------------------------------------------------------------------------
-@dataclass
-class FakeLambdaContext:
-    remaining_ms: int = 60_000
-    function_name: str = "AzRebalancingSuspenderFunction"
-    memory_limit_in_mb: int = 128
-    invoked_function_arn: str = (
-        "arn:aws:lambda:us-east-1:123456789012:function:AzRebalancingSuspenderFunction"
-    )
-    aws_request_id: str = "2c8e4f2a-0000-4000-8000-00000000abcd"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        yield
-
-
-@pytest.fixture
-def handler(aws: None) -> ModuleType:
-    # Imported once AWS settings exist: crhelper creates its clients at import, like in Lambda.
-    return importlib.import_module("az_rebalancing_suspender.handler")
-
-
-@pytest.fixture
-def autoscaling(aws: None) -> Any:
-    return boto3.client("autoscaling", region_name=REGION)
+def handler_module() -> str:
+    return "az_rebalancing_suspender.handler"
 
 
 def make_group(autoscaling: Any, name: str) -> None:
-    ec2 = boto3.client("ec2", region_name=REGION)
-    template = f"lt-{name}"[:120]
-    ec2.create_launch_template(
-        LaunchTemplateName=template,
-        LaunchTemplateData={"ImageId": "ami-12345678", "InstanceType": "t3.large"},
-    )
-    autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName=name,
-        MinSize=0,
-        MaxSize=4,
-        DesiredCapacity=1,
-        AvailabilityZones=[f"{REGION}a", f"{REGION}b"],
-        LaunchTemplate={"LaunchTemplateName": template, "Version": "$Latest"},
-    )
+    create_group(autoscaling, name, min_size=0, max_size=4, desired=1)
 
 
 def suspended_processes(autoscaling: Any, name: str) -> set[str]:
-    (group,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
-        "AutoScalingGroups"
-    ]
+    group = describe_group(autoscaling, name)
     return {process["ProcessName"] for process in group["SuspendedProcesses"]}
-
-
-def load_event(name: str, endpoint: ResponseEndpoint) -> dict[str, Any]:
-    event = json.loads((EVENTS / name).read_text())
-    event["ResponseURL"] = endpoint.url
-    return event
-
-
-def invoke(
-    handler: ModuleType,
-    event: dict[str, Any],
-    endpoint: ResponseEndpoint,
-    context: FakeLambdaContext | None = None,
-) -> CapturedResponse:
-    endpoint.started = time.monotonic()
-    handler.lambda_handler(copy.deepcopy(event), context or FakeLambdaContext())
-    assert endpoint.responses, "the function did not answer CloudFormation"
-    return endpoint.responses[0]
-
-
-def group_names(event: dict[str, Any]) -> tuple[str, str | None]:
-    old = event.get("OldResourceProperties", {}).get("AutoScalingGroupName")
-    return event["ResourceProperties"]["AutoScalingGroupName"], old
 
 
 # --- behaviour ----------------------------------------------------------------------------------
@@ -250,7 +51,7 @@ def test_create_suspends_az_rebalance_and_names_the_group(handler, autoscaling, 
     make_group(autoscaling, group)
     assert suspended_processes(autoscaling, group) == set()
 
-    response = invoke(handler, event, endpoint)
+    response = invoke_handler(handler, event, endpoint, CONTEXT)
 
     assert_cloudformation_response(response, event, "SUCCESS")
     assert response.body["PhysicalResourceId"] == group
@@ -266,7 +67,7 @@ def test_update_for_a_replaced_group_suspends_the_new_group(handler, autoscaling
     make_group(autoscaling, old_group)
     make_group(autoscaling, new_group)
 
-    response = invoke(handler, event, endpoint)
+    response = invoke_handler(handler, event, endpoint, CONTEXT)
 
     assert_cloudformation_response(response, event, "SUCCESS")
     # A new physical id: CloudFormation then sends a Delete for the old group's id.
@@ -283,7 +84,7 @@ def test_update_of_the_same_group_is_idempotent(handler, autoscaling, endpoint):
     make_group(autoscaling, group)
     autoscaling.suspend_processes(AutoScalingGroupName=group, ScalingProcesses=["AZRebalance"])
 
-    response = invoke(handler, event, endpoint)
+    response = invoke_handler(handler, event, endpoint, CONTEXT)
 
     assert_cloudformation_response(response, event, "SUCCESS")
     assert response.body["PhysicalResourceId"] == group
@@ -296,7 +97,7 @@ def test_delete_leaves_an_existing_group_untouched(handler, autoscaling, endpoin
     make_group(autoscaling, group)
     autoscaling.suspend_processes(AutoScalingGroupName=group, ScalingProcesses=["AZRebalance"])
 
-    response = invoke(handler, event, endpoint)
+    response = invoke_handler(handler, event, endpoint, CONTEXT)
 
     assert_cloudformation_response(response, event, "SUCCESS")
     assert response.body["PhysicalResourceId"] == group
@@ -306,7 +107,7 @@ def test_delete_leaves_an_existing_group_untouched(handler, autoscaling, endpoin
 def test_delete_succeeds_when_the_group_is_already_gone(handler, endpoint):
     event = load_event("az_rebalancing_delete.json", endpoint)
 
-    response = invoke(handler, event, endpoint)
+    response = invoke_handler(handler, event, endpoint, CONTEXT)
 
     assert_cloudformation_response(response, event, "SUCCESS")
     assert response.body["PhysicalResourceId"] == event["PhysicalResourceId"]
@@ -316,7 +117,7 @@ def test_create_for_a_missing_group_fails_with_the_reason(handler, endpoint):
     event = load_event("az_rebalancing_create.json", endpoint)
     group, _ = group_names(event)
 
-    response = invoke(handler, event, endpoint)
+    response = invoke_handler(handler, event, endpoint, CONTEXT)
 
     assert_cloudformation_response(response, event, "FAILED")
     assert group in response.body["Reason"]
@@ -327,7 +128,7 @@ def test_create_without_a_group_name_fails_with_the_reason(handler, endpoint):
     event = load_event("az_rebalancing_create.json", endpoint)
     del event["ResourceProperties"]["AutoScalingGroupName"]
 
-    response = invoke(handler, event, endpoint)
+    response = invoke_handler(handler, event, endpoint, CONTEXT)
 
     assert_cloudformation_response(response, event, "FAILED")
     assert "AutoScalingGroupName" in response.body["Reason"]
@@ -336,21 +137,10 @@ def test_create_without_a_group_name_fails_with_the_reason(handler, endpoint):
 @pytest.fixture
 def failing_suspend(handler: ModuleType) -> Iterator[None]:
     """SuspendProcesses answers AccessDenied, as it would without the IAM permission."""
-    from botocore.awsrequest import AWSResponse
-
-    def deny(model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
-        if model.name != "SuspendProcesses":
-            return None
-        error = {"Code": "AccessDenied", "Message": "not authorized to SuspendProcesses"}
-        return AWSResponse("https://autoscaling", 403, {}, None), {
-            "Error": error,
-            "ResponseMetadata": {"HTTPStatusCode": 403},
-        }
-
     client = handler.aws_clients.autoscaling()
-    client.meta.events.register_first("before-call", deny, unique_id="deny-suspend")
-    yield
-    client.meta.events.unregister("before-call", unique_id="deny-suspend")
+    message = "not authorized to SuspendProcesses"
+    with failing_calls(client, "SuspendProcesses", "AccessDenied", message, status=403):
+        yield
 
 
 def test_an_aws_error_fails_the_resource_with_its_message(
@@ -360,7 +150,7 @@ def test_an_aws_error_fails_the_resource_with_its_message(
     group, _ = group_names(event)
     make_group(autoscaling, group)
 
-    response = invoke(handler, event, endpoint)
+    response = invoke_handler(handler, event, endpoint, CONTEXT)
 
     assert_cloudformation_response(response, event, "FAILED")
     assert "AccessDenied" in response.body["Reason"]
@@ -371,15 +161,8 @@ def test_an_aws_error_fails_the_resource_with_its_message(
 def slow_suspend(handler: ModuleType) -> Iterator[float]:
     """SuspendProcesses hangs for longer than the function has left."""
     hang_seconds = 1.5
-
-    def hang(model: Any, **_: Any) -> None:
-        if model.name == "SuspendProcesses":
-            time.sleep(hang_seconds)
-
-    client = handler.aws_clients.autoscaling()
-    client.meta.events.register_first("before-call", hang, unique_id="hang-suspend")
-    yield hang_seconds
-    client.meta.events.unregister("before-call", unique_id="hang-suspend")
+    with slow_calls(handler.aws_clients.autoscaling(), "SuspendProcesses", hang_seconds):
+        yield hang_seconds
 
 
 def test_a_hung_call_still_answers_before_the_function_times_out(
@@ -389,8 +172,9 @@ def test_a_hung_call_still_answers_before_the_function_times_out(
     group, _ = group_names(event)
     make_group(autoscaling, group)
     remaining_seconds = 1.0
+    about_to_time_out = dataclasses.replace(CONTEXT, remaining_ms=1000)
 
-    first = invoke(handler, event, endpoint, FakeLambdaContext(remaining_ms=1000))
+    first = invoke_handler(handler, event, endpoint, about_to_time_out)
 
     assert_cloudformation_response(first, event, "FAILED")
     assert "timed out" in first.body["Reason"]

@@ -1,199 +1,41 @@
 """StopBuildkiteAgents: drains a replaced group and always answers CloudFormation.
 
-AWS is moto (in-process). The CloudFormation response URL is an HTTPS server on 127.0.0.1 with
-a certificate made for the test (crhelper only speaks HTTPS), trusted through SSL_CERT_FILE; it
-captures each PUT body so the test can check it is a response CloudFormation accepts.
+AWS is moto (in-process). The CloudFormation response URL is the `endpoint` fixture
+(tests/unit/conftest.py): an HTTPS server on 127.0.0.1 that captures each PUT body so the test can
+check it is a response CloudFormation accepts.
 """
 
 from __future__ import annotations
 
 import copy
-import datetime
-import importlib
-import ipaddress
-import json
-import ssl
-import threading
-import time
+import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import boto3
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-from moto import mock_aws
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
-REGION = "us-east-1"
-RESPONSE_FIELDS = {"Status", "Reason", "PhysicalResourceId", "StackId", "RequestId"}
-RESPONSE_FIELDS |= {"LogicalResourceId"}
+from tools.testing.autoscaling import create_group, describe_group, group_names
+from tools.testing.cloudformation import (
+    REGION,
+    FakeLambdaContext,
+    assert_cloudformation_response,
+    invoke_handler,
+    load_event,
+)
+from tools.testing.faults import failing_calls, slow_calls
 
-
-# --- a stand-in for CloudFormation's pre-signed response URL ----------------------------------
-@dataclass
-class CapturedResponse:
-    body: dict[str, Any]
-    raw: bytes
-    content_type: str | None
-    seconds_after_start: float
-
-
-@dataclass
-class ResponseEndpoint:
-    """HTTPS server on 127.0.0.1 that records every PUT to it."""
-
-    url: str
-    responses: list[CapturedResponse] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
-
-
-def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    public_key = key.public_key()
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), critical=False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "endpoint.pem", directory / "endpoint.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return _self_signed_certificate(tmp_path_factory.mktemp("tls"))
+CONTEXT = FakeLambdaContext(
+    function_name="StopBuildkiteAgentsFunction",
+    aws_request_id="7d1e0b3c-0000-4000-8000-00000000abcd",
+    remaining_ms=120_000,
+)
 
 
 @pytest.fixture
-def endpoint(
-    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[ResponseEndpoint]:
-    cert_path, key_path = certificate
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert_path))
-    captured = ResponseEndpoint(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:
-            raw = self.rfile.read(int(self.headers["Content-Length"]))
-            captured.responses.append(
-                CapturedResponse(
-                    json.loads(raw),
-                    raw,
-                    self.headers.get("Content-Type"),
-                    time.monotonic() - captured.started,
-                )
-            )
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(cert_path, key_path)
-    server.socket = tls.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    captured.url = f"https://127.0.0.1:{server.server_address[1]}/cfn-response?X-Amz-Signature=x"
-    try:
-        yield captured
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-def assert_cloudformation_response(
-    response: CapturedResponse, event: dict[str, Any], status: str
-) -> None:
-    """The PUT body is one CloudFormation accepts, answering this very request."""
-    body = response.body
-    assert set(body) >= RESPONSE_FIELDS, f"missing fields: {RESPONSE_FIELDS - set(body)}"
-    assert body["Status"] == status, body.get("Reason")
-    assert body["StackId"] == event["StackId"]
-    assert body["RequestId"] == event["RequestId"]
-    assert body["LogicalResourceId"] == event["LogicalResourceId"]
-    assert isinstance(body["PhysicalResourceId"], str)
-    assert 1 <= len(body["PhysicalResourceId"]) <= 1024
-    assert isinstance(body["Reason"], str)
-    if status == "FAILED":
-        assert body["Reason"], "a FAILED response must say why"
-    assert len(response.raw) <= 4096, "CloudFormation rejects response bodies over 4 KiB"
-    # The pre-signed URL is signed for an empty content type.
-    assert not response.content_type
-
-
-# --- the Lambda side --------------------------------------------------------------------------
-@dataclass
-class FakeLambdaContext:
-    remaining_ms: int = 120_000
-    function_name: str = "StopBuildkiteAgentsFunction"
-    memory_limit_in_mb: int = 128
-    invoked_function_arn: str = (
-        "arn:aws:lambda:us-east-1:123456789012:function:StopBuildkiteAgentsFunction"
-    )
-    aws_request_id: str = "7d1e0b3c-0000-4000-8000-00000000abcd"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        yield
-
-
-@pytest.fixture
-def handler(aws: None) -> ModuleType:
-    # Imported once AWS settings exist: crhelper creates its clients at import, like in Lambda.
-    return importlib.import_module("stop_buildkite_agents.handler")
-
-
-@pytest.fixture
-def autoscaling(aws: None) -> Any:
-    return boto3.client("autoscaling", region_name=REGION)
+def handler_module() -> str:
+    return "stop_buildkite_agents.handler"
 
 
 @pytest.fixture
@@ -218,56 +60,18 @@ def sent_commands(handler: ModuleType) -> Iterator[list[dict[str, Any]]]:
 
 def make_group(autoscaling: Any, name: str, instances: int, min_size: int = 1) -> list[str]:
     """A group running `instances` instances; returns their ids."""
-    ec2 = boto3.client("ec2", region_name=REGION)
-    template = f"lt-{name}"[:120]
-    ec2.create_launch_template(
-        LaunchTemplateName=template,
-        LaunchTemplateData={"ImageId": "ami-12345678", "InstanceType": "t3.large"},
+    return create_group(
+        autoscaling,
+        name,
+        min_size=min(min_size, instances),
+        max_size=max(instances, 1) * 2,
+        desired=instances,
     )
-    autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName=name,
-        MinSize=min(min_size, instances),
-        MaxSize=max(instances, 1) * 2,
-        DesiredCapacity=instances,
-        AvailabilityZones=[f"{REGION}a", f"{REGION}b"],
-        LaunchTemplate={"LaunchTemplateName": template, "Version": "$Latest"},
-    )
-    return [i["InstanceId"] for i in describe_group(autoscaling, name)["Instances"]]
-
-
-def describe_group(autoscaling: Any, name: str) -> dict[str, Any]:
-    (group,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
-        "AutoScalingGroups"
-    ]
-    return group
 
 
 def capacity(autoscaling: Any, name: str) -> tuple[int, int]:
     group = describe_group(autoscaling, name)
     return group["MinSize"], group["DesiredCapacity"]
-
-
-def load_event(name: str, endpoint: ResponseEndpoint) -> dict[str, Any]:
-    event = json.loads((EVENTS / name).read_text())
-    event["ResponseURL"] = endpoint.url
-    return event
-
-
-def invoke(
-    handler: ModuleType,
-    event: dict[str, Any],
-    endpoint: ResponseEndpoint,
-    context: FakeLambdaContext | None = None,
-) -> CapturedResponse:
-    endpoint.started = time.monotonic()
-    handler.lambda_handler(copy.deepcopy(event), context or FakeLambdaContext())
-    assert endpoint.responses, "the function did not answer CloudFormation"
-    return endpoint.responses[0]
-
-
-def group_names(event: dict[str, Any]) -> tuple[str, str | None]:
-    old = event.get("OldResourceProperties", {}).get("AutoScalingGroupName")
-    return event["ResourceProperties"]["AutoScalingGroupName"], old
 
 
 def instances_asked_to_stop(sent: list[dict[str, Any]]) -> list[str]:
@@ -282,7 +86,7 @@ def test_create_records_the_group_and_changes_nothing(
     group, _ = group_names(event)
     make_group(autoscaling, group, instances=2, min_size=1)
 
-    response = invoke(handler, event, endpoint)
+    response = invoke_handler(handler, event, endpoint, CONTEXT)
 
     assert_cloudformation_response(response, event, "SUCCESS")
     assert response.body["PhysicalResourceId"] == group
@@ -300,7 +104,7 @@ def test_update_of_a_replaced_group_drains_the_old_group_only(
     old_instances = make_group(autoscaling, old_group, instances=3, min_size=2)
     new_instances = make_group(autoscaling, new_group, instances=2, min_size=1)
 
-    response = invoke(handler, event, endpoint)
+    response = invoke_handler(handler, event, endpoint, CONTEXT)
 
     assert_cloudformation_response(response, event, "SUCCESS")
     assert response.body["PhysicalResourceId"] == new_group
@@ -326,7 +130,7 @@ def test_more_than_fifty_instances_are_asked_in_batches_of_at_most_fifty(
     old_instances = make_group(autoscaling, old_group, instances=120)
     make_group(autoscaling, new_group, instances=0)
 
-    response = invoke(handler, event, endpoint)
+    response = invoke_handler(handler, event, endpoint, CONTEXT)
 
     assert_cloudformation_response(response, event, "SUCCESS")
     assert len(sent_commands) == 3
@@ -344,7 +148,7 @@ def test_update_of_the_same_group_changes_nothing(handler, autoscaling, endpoint
     assert old_group == group
     make_group(autoscaling, group, instances=2, min_size=1)
 
-    response = invoke(handler, event, endpoint)
+    response = invoke_handler(handler, event, endpoint, CONTEXT)
 
     assert_cloudformation_response(response, event, "SUCCESS")
     assert response.body["PhysicalResourceId"] == group
@@ -357,7 +161,7 @@ def test_a_missing_old_group_is_nothing_to_drain(handler, autoscaling, endpoint,
     new_group, _ = group_names(event)
     make_group(autoscaling, new_group, instances=1)
 
-    response = invoke(handler, event, endpoint)
+    response = invoke_handler(handler, event, endpoint, CONTEXT)
 
     assert_cloudformation_response(response, event, "SUCCESS")
     assert response.body["PhysicalResourceId"] == new_group
@@ -371,7 +175,7 @@ def test_an_old_group_without_instances_gets_no_command(
     _, old_group = group_names(event)
     make_group(autoscaling, old_group, instances=0)
 
-    response = invoke(handler, event, endpoint)
+    response = invoke_handler(handler, event, endpoint, CONTEXT)
 
     assert_cloudformation_response(response, event, "SUCCESS")
     assert capacity(autoscaling, old_group) == (0, 0)
@@ -383,7 +187,7 @@ def test_delete_leaves_the_group_alone(handler, autoscaling, endpoint, sent_comm
     group = event["PhysicalResourceId"]
     make_group(autoscaling, group, instances=2, min_size=1)
 
-    response = invoke(handler, event, endpoint)
+    response = invoke_handler(handler, event, endpoint, CONTEXT)
 
     assert_cloudformation_response(response, event, "SUCCESS")
     assert response.body["PhysicalResourceId"] == group
@@ -394,7 +198,7 @@ def test_delete_leaves_the_group_alone(handler, autoscaling, endpoint, sent_comm
 def test_delete_succeeds_when_the_group_is_already_gone(handler, endpoint, sent_commands):
     event = load_event("stop_agents_delete.json", endpoint)
 
-    response = invoke(handler, event, endpoint)
+    response = invoke_handler(handler, event, endpoint, CONTEXT)
 
     assert_cloudformation_response(response, event, "SUCCESS")
     assert response.body["PhysicalResourceId"] == event["PhysicalResourceId"]
@@ -404,7 +208,7 @@ def test_update_without_a_group_name_fails_with_the_reason(handler, endpoint, se
     event = load_event("stop_agents_update_replaced.json", endpoint)
     del event["ResourceProperties"]["AutoScalingGroupName"]
 
-    response = invoke(handler, event, endpoint)
+    response = invoke_handler(handler, event, endpoint, CONTEXT)
 
     assert_cloudformation_response(response, event, "FAILED")
     assert "AutoScalingGroupName" in response.body["Reason"]
@@ -415,21 +219,10 @@ def test_update_without_a_group_name_fails_with_the_reason(handler, endpoint, se
 @pytest.fixture
 def failing_send_command(handler: ModuleType) -> Iterator[None]:
     """SendCommand answers AccessDenied, as it would without the IAM permission."""
-    from botocore.awsrequest import AWSResponse
-
-    def deny(model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
-        if model.name != "SendCommand":
-            return None
-        error = {"Code": "AccessDeniedException", "Message": "not authorized to SendCommand"}
-        return AWSResponse("https://ssm", 400, {}, None), {
-            "Error": error,
-            "ResponseMetadata": {"HTTPStatusCode": 400},
-        }
-
     client = handler.aws_clients.ssm()
-    client.meta.events.register_first("before-call", deny, unique_id="deny-send")
-    yield
-    client.meta.events.unregister("before-call", unique_id="deny-send")
+    message = "not authorized to SendCommand"
+    with failing_calls(client, "SendCommand", "AccessDeniedException", message, status=400):
+        yield
 
 
 def test_an_aws_error_fails_the_resource_with_its_message(
@@ -439,7 +232,7 @@ def test_an_aws_error_fails_the_resource_with_its_message(
     _, old_group = group_names(event)
     make_group(autoscaling, old_group, instances=2)
 
-    response = invoke(handler, event, endpoint)
+    response = invoke_handler(handler, event, endpoint, CONTEXT)
 
     assert_cloudformation_response(response, event, "FAILED")
     assert "AccessDeniedException" in response.body["Reason"]
@@ -448,26 +241,10 @@ def test_an_aws_error_fails_the_resource_with_its_message(
 @pytest.fixture
 def first_batch_unmanaged(handler: ModuleType) -> Iterator[None]:
     """The first SendCommand is refused: an instance of that batch is not managed by SSM yet."""
-    from botocore.awsrequest import AWSResponse
-
-    calls = []
-
-    def refuse_first(model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
-        if model.name != "SendCommand":
-            return None
-        calls.append(model.name)
-        if len(calls) > 1:
-            return None
-        error = {"Code": "InvalidInstanceId", "Message": "Instances not in a valid state"}
-        return AWSResponse("https://ssm", 400, {}, None), {
-            "Error": error,
-            "ResponseMetadata": {"HTTPStatusCode": 400},
-        }
-
     client = handler.aws_clients.ssm()
-    client.meta.events.register_first("before-call", refuse_first, unique_id="refuse-first")
-    yield
-    client.meta.events.unregister("before-call", unique_id="refuse-first")
+    message = "Instances not in a valid state"
+    with failing_calls(client, "SendCommand", "InvalidInstanceId", message, status=400, first=1):
+        yield
 
 
 def test_a_batch_ssm_cannot_reach_does_not_stop_the_other_batches(
@@ -477,7 +254,7 @@ def test_a_batch_ssm_cannot_reach_does_not_stop_the_other_batches(
     _, old_group = group_names(event)
     old_instances = make_group(autoscaling, old_group, instances=120)
 
-    response = invoke(handler, event, endpoint)
+    response = invoke_handler(handler, event, endpoint, CONTEXT)
 
     # Those agents are drained by the lifecycle hook when the old group is deleted.
     assert_cloudformation_response(response, event, "SUCCESS")
@@ -491,15 +268,8 @@ def test_a_batch_ssm_cannot_reach_does_not_stop_the_other_batches(
 @pytest.fixture
 def slow_describe(handler: ModuleType) -> Iterator[None]:
     """DescribeAutoScalingGroups hangs for longer than the function has left."""
-
-    def hang(model: Any, **_: Any) -> None:
-        if model.name == "DescribeAutoScalingGroups":
-            time.sleep(1.5)
-
-    client = handler.aws_clients.autoscaling()
-    client.meta.events.register_first("before-call", hang, unique_id="hang-describe")
-    yield
-    client.meta.events.unregister("before-call", unique_id="hang-describe")
+    with slow_calls(handler.aws_clients.autoscaling(), "DescribeAutoScalingGroups", 1.5):
+        yield
 
 
 def test_a_hung_call_still_answers_before_the_function_times_out(
@@ -509,8 +279,9 @@ def test_a_hung_call_still_answers_before_the_function_times_out(
     _, old_group = group_names(event)
     make_group(autoscaling, old_group, instances=1)
     remaining_seconds = 1.0
+    about_to_time_out = dataclasses.replace(CONTEXT, remaining_ms=1000)
 
-    first = invoke(handler, event, endpoint, FakeLambdaContext(remaining_ms=1000))
+    first = invoke_handler(handler, event, endpoint, about_to_time_out)
 
     assert_cloudformation_response(first, event, "FAILED")
     assert "timed out" in first.body["Reason"]
