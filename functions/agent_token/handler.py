@@ -1,4 +1,4 @@
-"""Lambda entry point of the Custom::BuildkiteAgentToken resource (crhelper + Powertools).
+"""Lambda entry point of the agent token custom resource (crhelper + Powertools).
 
 Create stores the token as a SecureString named by `ParameterName`; Update overwrites it (or,
 when the name changed, creates the new one and lets CloudFormation delete the old one, because

@@ -154,7 +154,7 @@ def test_the_demo_names_what_moto_could_not_create(demo_run: DemoRun) -> None:
     hook = "AgentAutoScaleGroup.LifecycleHookSpecificationList[instance_terminating]"
     assert gaps[("fleet", hook)]["resource_type"] == "AWS::AutoScaling::LifecycleHook"
     token = gaps[("storage", "AgentTokenParameter")]
-    assert token["resource_type"] == "Custom::BuildkiteAgentToken"
+    assert token["resource_type"] == "AWS::CloudFormation::CustomResource"
     assert ("fleet", "AzRebalancingSuspender") in gaps
     for gap in gaps.values():
         assert (

@@ -172,7 +172,7 @@ def test_a_given_token_is_stored_by_the_custom_resource(storage):
     result = rendered(storage, BuildkiteAgentTokenParameterStoreKMSKey=KEY_ID)
     assert result.conditions["CreateAgentTokenParameter"] is True
     resource = result.resources["AgentTokenParameter"]
-    assert resource["Type"] == "Custom::BuildkiteAgentToken"
+    assert resource["Type"] == "AWS::CloudFormation::CustomResource"
     assert resource.get("DeletionPolicy", "Delete") == "Delete"  # deleted with the stack
     props = result.evaluate(resource["Properties"])
     assert props == {
@@ -220,7 +220,7 @@ def test_a_given_parameter_path_creates_nothing(storage, path, arn):
     result = rendered(storage, BuildkiteAgentToken="", BuildkiteAgentTokenParameterStorePath=path)
     assert result.conditions["CreateAgentTokenParameter"] is False
     assert "AgentTokenParameter" not in result.resources
-    assert result.of_type("Custom::BuildkiteAgentToken") == {}
+    assert result.of_type("AWS::CloudFormation::CustomResource") == {}
     assert output(result, "AgentTokenParameterPath") == path
     assert output(result, "AgentTokenParameterArn") == arn
 

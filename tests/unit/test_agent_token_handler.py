@@ -70,7 +70,7 @@ def make_event(
         "ResponseURL": url,
         "StackId": STACK_ID,
         "RequestId": f"request-{request_type.lower()}-1",
-        "ResourceType": "Custom::BuildkiteAgentToken",
+        "ResourceType": "AWS::CloudFormation::CustomResource",
         "LogicalResourceId": "AgentTokenParameter",
         "ResourceProperties": props,
     }

@@ -131,7 +131,7 @@ def deploy(
     token_gap = Gap(
         "storage",
         "AgentTokenParameter",
-        "Custom::BuildkiteAgentToken",
+        "AWS::CloudFormation::CustomResource",
         f"SecureString {token_parameter} put through the SSM API (what the root's agent token "
         "function does; moto cannot invoke it) and given to the stack as "
         "BuildkiteAgentTokenParameterStorePath",
