@@ -3,7 +3,6 @@
 - ``policy``: the pure decision (``decide``), its value types and the configuration checks;
 - ``config``: the function's settings, parsed from environment variables;
 - ``state_tags``: the scaler state that survives cold starts, kept as tags on the group;
-- ``aws_clients``: boto3 clients, created once per container with adaptive retries;
 - ``queue_metrics``: the queue's metrics from the Buildkite agent API, token from SSM;
 - ``group``: reading the group (observation) and acting on it (scale out, drain, tags);
 - ``evaluation``: one observe -> decide -> act -> report cycle;

@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import aws_clients
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agent_scaler import aws_clients
 from agent_scaler.config import Settings, settings_from_env
 from agent_scaler.evaluation import Scaler
 from agent_scaler.poll_loop import run_poll_loop

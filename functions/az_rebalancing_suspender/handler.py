@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import aws_clients
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from crhelper import CfnResource
 
-from az_rebalancing_suspender import aws_clients
 from az_rebalancing_suspender.suspender import group_name_from, suspend_az_rebalancing
 
 logger = Logger(service="az-rebalancing-suspender")

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import aws_clients
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from crhelper import CfnResource
 
-from stop_buildkite_agents import aws_clients
 from stop_buildkite_agents.group_drain import drain_group
 
 logger = Logger(service="stop-buildkite-agents")

@@ -70,6 +70,7 @@ def test_layer_holds_requests_and_arm64_or_pure_wheels(built):
     layer_python = built / "BuildkiteLayer" / "python"
     assert (layer_python / "requests" / "__init__.py").is_file()
     assert (layer_python / "buildkite_api" / "__init__.py").is_file()
+    assert (layer_python / "aws_clients" / "__init__.py").is_file()
     tags = wheel_tags(layer_python)
     assert any(name.startswith("requests-") for name in tags)
     for distribution, distribution_tags in tags.items():
@@ -87,7 +88,7 @@ def test_layer_holds_requests_and_arm64_or_pure_wheels(built):
 def test_layer_imports_with_only_the_layer_on_the_path(built):
     layer_python = built / "BuildkiteLayer" / "python"
     result = subprocess.run(
-        [sys.executable, "-S", "-c", "import buildkite_api, requests; print(requests.__file__)"],
+        [sys.executable, "-S", "-c", "import aws_clients, buildkite_api, requests; print(requests.__file__)"],
         env={"PYTHONPATH": str(layer_python), "PATH": os.environ["PATH"]},
         capture_output=True,
         text=True,

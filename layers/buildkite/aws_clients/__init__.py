@@ -1,8 +1,9 @@
-"""AWS clients of the scaler: created once per container, with botocore adaptive retries.
+"""The functions' AWS clients: created once per container, with botocore adaptive retries.
 
 Each client is cached per (service, endpoint, region), read from ``AWS_ENDPOINT_URL`` and
 ``AWS_REGION``/``AWS_DEFAULT_REGION`` when first asked for: in Lambda that is once per
 container; a local run pointed at another endpoint (moto in server mode) gets its own client.
+Shared by every function through the layer.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from botocore.config import Config
 if TYPE_CHECKING:
     from botocore.client import BaseClient
 
-# Short socket timeouts keep every call well inside one evaluation; adaptive mode retries
+# Short socket timeouts keep every call well inside a function's timeout; adaptive mode retries
 # throttling with client-side rate limiting (many stacks share an account's API limits).
 CLIENT_CONFIG = Config(
     retries={"mode": "adaptive", "max_attempts": 5},
@@ -33,8 +34,13 @@ def autoscaling() -> BaseClient:
 
 
 def ec2() -> BaseClient:
-    """The EC2 client (DescribeInstances, for launch times)."""
+    """The EC2 client."""
     return _client("ec2", *_location())
+
+
+def ssm() -> BaseClient:
+    """The Systems Manager client."""
+    return _client("ssm", *_location())
 
 
 def parameter_store() -> SSMProvider:
