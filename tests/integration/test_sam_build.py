@@ -88,7 +88,12 @@ def test_layer_holds_requests_and_arm64_or_pure_wheels(built):
 def test_layer_imports_with_only_the_layer_on_the_path(built):
     layer_python = built / "BuildkiteLayer" / "python"
     result = subprocess.run(
-        [sys.executable, "-S", "-c", "import aws_clients, buildkite_api, requests; print(requests.__file__)"],
+        [
+            sys.executable,
+            "-S",
+            "-c",
+            "import aws_clients, buildkite_api, requests; print(requests.__file__)",
+        ],
         env={"PYTHONPATH": str(layer_python), "PATH": os.environ["PATH"]},
         capture_output=True,
         text=True,
