@@ -14,32 +14,18 @@ from typing import Any
 import aws_clients
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from crhelper import CfnResource
+from custom_resources import new_helper, preset_physical_id
 
 from az_rebalancing_suspender.suspender import group_name_from, suspend_az_rebalancing
 
 logger = Logger(service="az-rebalancing-suspender")
-# sleep_on_delete=0: nothing here deletes this function's own log group, so there is no reason
-# to hold a Delete response back (crhelper's default would wait two minutes).
-helper = CfnResource(log_level="INFO", boto_level="WARNING", sleep_on_delete=0)
-
-
-def _preset_physical_id(event: dict[str, Any]) -> None:
-    """Give the early answers a physical id too.
-
-    crhelper's timeout answer (and its answer to an exception) carries whatever physical id is
-    set when it fires; CloudFormation needs one, so it is set before any work starts: the
-    existing id for Update/Delete, a generated one for Create.
-    """
-    helper.PhysicalResourceId = event.get("PhysicalResourceId") or helper.generate_physical_id(
-        event
-    )
+helper = new_helper()
 
 
 @helper.create
 @helper.update
 def suspend(event: dict[str, Any], _context: LambdaContext) -> str:
-    _preset_physical_id(event)
+    preset_physical_id(helper, event)
     group_name = group_name_from(event["ResourceProperties"])
     suspend_az_rebalancing(aws_clients.autoscaling(), group_name)
     logger.info("Suspended AZRebalance", extra={"auto_scaling_group": group_name})
@@ -48,7 +34,7 @@ def suspend(event: dict[str, Any], _context: LambdaContext) -> str:
 
 @helper.delete
 def leave_group_alone(event: dict[str, Any], _context: LambdaContext) -> str:
-    _preset_physical_id(event)
+    preset_physical_id(helper, event)
     logger.info("Delete: nothing to undo", extra={"physical_id": event["PhysicalResourceId"]})
     return event["PhysicalResourceId"]
 

@@ -15,26 +15,12 @@ from typing import Any
 import aws_clients
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from crhelper import CfnResource
+from custom_resources import new_helper, preset_physical_id
 
 from stop_buildkite_agents.group_drain import drain_group
 
 logger = Logger(service="stop-buildkite-agents")
-# sleep_on_delete=0: nothing here deletes this function's own log group, so there is no reason
-# to hold a Delete response back (crhelper's default would wait two minutes).
-helper = CfnResource(log_level="INFO", boto_level="WARNING", sleep_on_delete=0)
-
-
-def _preset_physical_id(event: dict[str, Any]) -> None:
-    """Give the early answers a physical id too.
-
-    crhelper's timeout answer (and its answer to an exception) carries whatever physical id is
-    set when it fires; CloudFormation needs one, so it is set before any work starts: the
-    existing id for Update/Delete, a generated one for Create.
-    """
-    helper.PhysicalResourceId = event.get("PhysicalResourceId") or helper.generate_physical_id(
-        event
-    )
+helper = new_helper()
 
 
 def _group_name(properties: dict[str, Any]) -> str:
@@ -46,13 +32,13 @@ def _group_name(properties: dict[str, Any]) -> str:
 
 @helper.create
 def record_group(event: dict[str, Any], _context: LambdaContext) -> str:
-    _preset_physical_id(event)
+    preset_physical_id(helper, event)
     return _group_name(event["ResourceProperties"])
 
 
 @helper.update
 def drain_replaced_group(event: dict[str, Any], _context: LambdaContext) -> str:
-    _preset_physical_id(event)
+    preset_physical_id(helper, event)
     group_name = _group_name(event["ResourceProperties"])
     old_group_name = event.get("OldResourceProperties", {}).get("AutoScalingGroupName")
     if old_group_name and old_group_name != group_name:
@@ -67,7 +53,7 @@ def drain_replaced_group(event: dict[str, Any], _context: LambdaContext) -> str:
 
 @helper.delete
 def leave_group_alone(event: dict[str, Any], _context: LambdaContext) -> str:
-    _preset_physical_id(event)
+    preset_physical_id(helper, event)
     logger.info("Delete: nothing to undo", extra={"physical_id": event["PhysicalResourceId"]})
     return event["PhysicalResourceId"]
 

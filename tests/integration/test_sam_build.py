@@ -92,7 +92,8 @@ def test_layer_imports_with_only_the_layer_on_the_path(built):
             sys.executable,
             "-S",
             "-c",
-            "import aws_clients, buildkite_api, requests; print(requests.__file__)",
+            "import aws_clients, buildkite_api, custom_resources, requests\n"
+            "print(requests.__file__)",
         ],
         env={"PYTHONPATH": str(layer_python), "PATH": os.environ["PATH"]},
         capture_output=True,
