@@ -71,6 +71,14 @@ def test_every_child_parameter_without_default_is_passed(children):
         assert required <= passed, f"{name}: required parameters not passed {required - passed}"
 
 
+def test_the_root_passes_every_child_parameter(children):
+    """Every setting of a nested stack is the user's to set from the root."""
+    for name, (properties, child) in children.items():
+        declared = set(child.get("Parameters") or {})
+        passed = set(properties.get("Parameters") or {})
+        assert declared == passed, f"{name}: not passed {sorted(declared - passed)}"
+
+
 def test_every_referenced_child_output_is_declared(root_template, children):
     references = list(output_references(root_template))
     assert references, "the root re-exports nothing from its children"
