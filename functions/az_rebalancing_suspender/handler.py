@@ -14,7 +14,7 @@ from typing import Any
 import aws_clients
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from custom_resources import new_helper, preset_physical_id
+from custom_resources import leave_alone_on_delete, new_helper, preset_physical_id
 
 from az_rebalancing_suspender.suspender import group_name_from, suspend_az_rebalancing
 
@@ -32,11 +32,7 @@ def suspend(event: dict[str, Any], _context: LambdaContext) -> str:
     return group_name
 
 
-@helper.delete
-def leave_group_alone(event: dict[str, Any], _context: LambdaContext) -> str:
-    preset_physical_id(helper, event)
-    logger.info("Delete: nothing to undo", extra={"physical_id": event["PhysicalResourceId"]})
-    return event["PhysicalResourceId"]
+leave_alone_on_delete(helper, logger)
 
 
 @logger.inject_lambda_context(log_event=False)

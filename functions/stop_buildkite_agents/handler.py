@@ -15,7 +15,7 @@ from typing import Any
 import aws_clients
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from custom_resources import new_helper, preset_physical_id
+from custom_resources import leave_alone_on_delete, new_helper, preset_physical_id
 
 from stop_buildkite_agents.group_drain import drain_group
 
@@ -51,11 +51,7 @@ def drain_replaced_group(event: dict[str, Any], _context: LambdaContext) -> str:
     return group_name
 
 
-@helper.delete
-def leave_group_alone(event: dict[str, Any], _context: LambdaContext) -> str:
-    preset_physical_id(helper, event)
-    logger.info("Delete: nothing to undo", extra={"physical_id": event["PhysicalResourceId"]})
-    return event["PhysicalResourceId"]
+leave_alone_on_delete(helper, logger)
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from crhelper import CfnResource
 
 
@@ -31,3 +32,17 @@ def preset_physical_id(helper: CfnResource, event: dict[str, Any]) -> None:
     helper.PhysicalResourceId = event.get("PhysicalResourceId") or helper.generate_physical_id(
         event
     )
+
+
+def leave_alone_on_delete(helper: CfnResource, logger: Logger) -> None:
+    """Answer Delete with success and change nothing.
+
+    For resources whose physical id names the Auto Scaling group: on Delete that group is being
+    deleted with the stack, or was replaced and is already gone.
+    """
+
+    @helper.delete
+    def leave_alone(event: dict[str, Any], _context: Any) -> str:
+        preset_physical_id(helper, event)
+        logger.info("Delete: nothing to undo", extra={"physical_id": event["PhysicalResourceId"]})
+        return event["PhysicalResourceId"]
