@@ -15,7 +15,6 @@ and the invocation raises, so Lambda's error metric and alarms fire.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -40,11 +39,6 @@ MAX_LOGGED_JOB_IDS = 20
 
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
-
-# botocore logs response bodies at DEBUG, and an SSM response holds the decrypted token: keep
-# those loggers above DEBUG whatever the function's log level is.
-for _name in ("botocore", "boto3"):
-    logging.getLogger(_name).setLevel(logging.INFO)
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

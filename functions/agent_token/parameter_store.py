@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
-from botocore.config import Config
+import aws_clients
 from botocore.exceptions import BotoCoreError, ClientError
 
 from agent_token.secret import SecretValue
 
-_RETRIES = Config(retries={"mode": "adaptive", "max_attempts": 8})
 # Error codes whose messages describe the caller, the key or the parameter, never the value.
 _SAFE_MESSAGE_CODES = frozenset(
     {
@@ -40,7 +38,7 @@ class TokenParameterStore:
     """Creates, overwrites and deletes one SecureString parameter per call."""
 
     def __init__(self, ssm_client: Any | None = None) -> None:
-        self._ssm = ssm_client or boto3.client("ssm", config=_RETRIES)
+        self._ssm = ssm_client or aws_clients.ssm()
 
     def put(self, name: str, token: SecretValue, kms_key_id: str, *, overwrite: bool) -> int:
         """Store `token` under `name`, encrypted with `kms_key_id`; returns the new version.

@@ -8,6 +8,7 @@ Shared by every function through the layer.
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import cache
 from typing import TYPE_CHECKING
@@ -18,6 +19,11 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
+
+# botocore logs request and response bodies at DEBUG, and an SSM response can hold the decrypted
+# agent token: whatever a function's log level, those loggers never go below INFO.
+for _library in ("botocore", "boto3"):
+    logging.getLogger(_library).setLevel(logging.INFO)
 
 # Short socket timeouts keep every call well inside a function's timeout; adaptive mode retries
 # throttling with client-side rate limiting (many stacks share an account's API limits).
