@@ -19,10 +19,12 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 import aws_clients
 from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agent_scaler.config import Settings, settings_from_env
@@ -73,8 +75,7 @@ def push_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
             f"{len(batch.job_ids)} job(s) scheduled on queue {settings.queue!r}: evaluating",
             extra={"batch": summary},
         )
-        with _scaler(settings) as scaler:
-            scaler.evaluate(scale_in=False)
+        _scaler(settings).evaluate(scale_in=False)
         return {"evaluations": 1}
 
 
@@ -90,41 +91,46 @@ def run_scheduled(
     logger.append_keys(trigger="schedule")
     with _failing_loudly():
         settings = settings_from_env(os.environ)
-        with _scaler(settings) as scaler:
-            evaluations = 0
+        scaler = _scaler(settings)
+        evaluations = 0
 
-            def evaluate() -> float | None:
-                nonlocal evaluations
-                evaluations += 1
-                logger.append_keys(evaluation=evaluations)
-                return scaler.evaluate().api_poll_interval_s
+        def evaluate() -> float | None:
+            nonlocal evaluations
+            evaluations += 1
+            logger.append_keys(evaluation=evaluations)
+            return scaler.evaluate().api_poll_interval_s
 
-            result = run_poll_loop(
-                evaluate,
-                poll_interval_s=settings.scaler.poll_interval,
-                remaining_s=lambda: context.get_remaining_time_in_millis() / 1000,
-                evaluation_budget_s=scaler.metrics_reader.max_call_duration_s + AWS_CALLS_BUDGET_S,
-                clock=clock,
-                sleep=sleep,
-            )
+        result = run_poll_loop(
+            evaluate,
+            poll_interval_s=settings.scaler.poll_interval,
+            remaining_s=lambda: context.get_remaining_time_in_millis() / 1000,
+            evaluation_budget_s=scaler.metrics_reader.max_call_duration_s + AWS_CALLS_BUDGET_S,
+            clock=clock,
+            sleep=sleep,
+        )
         return {"evaluations": result.evaluations}
 
 
-@contextmanager
-def _scaler(settings: Settings) -> Iterator[Scaler]:
-    reader = QueueMetricsReader(
+def _scaler(settings: Settings) -> Scaler:
+    reader = _metrics_reader(
         settings.agent_endpoint, settings.token_parameter, aws_clients.parameter_store()
     )
-    try:
-        yield Scaler(
-            settings=settings,
-            metrics_reader=reader,
-            autoscaling=aws_clients.autoscaling(),
-            ec2=aws_clients.ec2(),
-            logger=logger,
-        )
-    finally:
-        reader.close()
+    return Scaler(
+        settings=settings,
+        metrics_reader=reader,
+        autoscaling=aws_clients.autoscaling(),
+        ec2=aws_clients.ec2(),
+        logger=logger,
+    )
+
+
+@cache
+def _metrics_reader(
+    endpoint: str, token_parameter: str, parameter_store: SSMProvider
+) -> QueueMetricsReader:
+    # Kept for the container's life: its pooled API connection (and the token it holds)
+    # serves later invocations too, instead of a new TLS connection every minute.
+    return QueueMetricsReader(endpoint, token_parameter, parameter_store)
 
 
 @contextmanager

@@ -43,7 +43,7 @@ class TokenError(ValueError):
 
 
 class QueueMetricsReader:
-    """Reads one queue's metrics; keeps one API client per token for its lifetime."""
+    """Reads one queue's metrics; keeps one API client (one pooled session) per token."""
 
     def __init__(self, endpoint: str, token_parameter: str, parameter_store: ParameterStore):
         self._endpoint = endpoint
@@ -69,12 +69,6 @@ class QueueMetricsReader:
             if fresh == token:
                 raise
             return self._client_for(fresh).queue_metrics(queue)
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-        self._client = None
-        self._token = None
 
     def _read_token(self, *, force_fetch: bool) -> str:
         try:
