@@ -641,6 +641,30 @@ def _traces(data: BenchData, lines: list[str]) -> None:
     add("")
 
 
+def _variant_header(*, interruptions: bool) -> tuple[str, ...]:
+    columns = ("variant", "trace", "mean s", "vs ref", "p95 s", "vs ref", "instance-h", "vs ref")
+    return (*columns, *(("interrupted",) if interruptions else ()), "targets")
+
+
+def _variant_row(
+    label: str, shape: str, reference: Aggregate, point: Aggregate, *, interruptions: bool
+) -> list[str]:
+    """One variant on one trace against the reference: waits, instance-hours, targets held."""
+    held = sum(check.held for check in checks_for(shape, reference, point, None))
+    return [
+        label,
+        shape,
+        _s(point.wait_mean),
+        _ratio(point.wait_mean, reference.wait_mean),
+        _s(point.wait_p95),
+        _ratio(point.wait_p95, reference.wait_p95),
+        _s(point.instance_hours),
+        _ratio(point.instance_hours, reference.instance_hours),
+        *([str(point.interrupted_jobs)] if interruptions else []),
+        f"{held}/4",
+    ]
+
+
 def _tradeoff(data: BenchData, lines: list[str], relative: str) -> None:
     add = lines.append
     add("## Trade-off: the project's parameters (poll)")
@@ -658,38 +682,8 @@ def _tradeoff(data: BenchData, lines: list[str], relative: str) -> None:
         for shape in SHAPES:
             reference = data.aggregates[("sweep-reference", shape, REFERENCE)]
             point = data.sweep(shape, label)
-            held = sum(check.held for check in checks_for(shape, reference, point, None))
-            rows.append(
-                [
-                    label,
-                    shape,
-                    _s(point.wait_mean),
-                    _ratio(point.wait_mean, reference.wait_mean),
-                    _s(point.wait_p95),
-                    _ratio(point.wait_p95, reference.wait_p95),
-                    _s(point.instance_hours),
-                    _ratio(point.instance_hours, reference.instance_hours),
-                    str(point.interrupted_jobs),
-                    f"{held}/4",
-                ]
-            )
-    lines.extend(
-        _table(
-            (
-                "variant",
-                "trace",
-                "mean s",
-                "vs ref",
-                "p95 s",
-                "vs ref",
-                "instance-h",
-                "vs ref",
-                "interrupted",
-                "targets",
-            ),
-            rows,
-        )
-    )
+            rows.append(_variant_row(label, shape, reference, point, interruptions=True))
+    lines.extend(_table(_variant_header(interruptions=True), rows))
     add("")
 
 
@@ -709,36 +703,8 @@ def _whatif(data: BenchData, lines: list[str]) -> None:
     for label, shape in ((label, shape) for label in data.whatif_labels for shape in SHAPES):
         reference = data.main(shape, REFERENCE)
         point = data.whatif(shape, label)
-        held = sum(check.held for check in checks_for(shape, reference, point, None))
-        rows.append(
-            [
-                label,
-                shape,
-                _s(point.wait_mean),
-                _ratio(point.wait_mean, reference.wait_mean),
-                _s(point.wait_p95),
-                _ratio(point.wait_p95, reference.wait_p95),
-                _s(point.instance_hours),
-                _ratio(point.instance_hours, reference.instance_hours),
-                f"{held}/4",
-            ]
-        )
-    lines.extend(
-        _table(
-            (
-                "variant",
-                "trace",
-                "mean s",
-                "vs ref",
-                "p95 s",
-                "vs ref",
-                "instance-h",
-                "vs ref",
-                "targets",
-            ),
-            rows,
-        )
-    )
+        rows.append(_variant_row(label, shape, reference, point, interruptions=False))
+    lines.extend(_table(_variant_header(interruptions=False), rows))
     add("")
 
 
