@@ -29,6 +29,7 @@ from moto.server import ThreadedMotoServer
 
 from tools.buildkite_emulator import BuildkiteEmulator
 from tools.invoke_scaler import LocalContext, environment, invoke, main
+from tools.testing.autoscaling import create_group
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +37,6 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 REGION = "us-east-1"
 GROUP = "buildkite-agents"
 QUEUE = "default"
-MOTO_AMI = "ami-12c6146b"  # one of moto's built-in images
 
 
 @pytest.fixture(scope="module")
@@ -112,19 +112,14 @@ def fleet(moto_endpoint: str, buildkite_emulator: BuildkiteEmulator) -> Fleet:
     ec2 = session.client("ec2", endpoint_url=moto_endpoint)
     autoscaling = session.client("autoscaling", endpoint_url=moto_endpoint)
     ssm = session.client("ssm", endpoint_url=moto_endpoint)
-    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
-    ec2.create_launch_template(
-        LaunchTemplateName="buildkite-agents",
-        LaunchTemplateData={"ImageId": MOTO_AMI, "InstanceType": "t3.large"},
-    )
-    autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName=GROUP,
-        LaunchTemplate={"LaunchTemplateName": "buildkite-agents", "Version": "$Latest"},
-        MinSize=0,
-        MaxSize=10,
-        DesiredCapacity=0,
-        VPCZoneIdentifier=subnet,
-        NewInstancesProtectedFromScaleIn=True,
+    create_group(
+        autoscaling,
+        GROUP,
+        min_size=0,
+        max_size=10,
+        desired=0,
+        ec2=ec2,
+        protected_from_scale_in=True,
     )
     autoscaling.put_lifecycle_hook(
         LifecycleHookName="drain-agents",

@@ -22,10 +22,11 @@ from aws_lambda_powertools import Logger
 from buildkite_api import QueueMetrics, ServerError
 from moto import mock_aws
 
+from tools.testing.autoscaling import create_group
+
 REGION = "us-east-1"
 GROUP = "agents"
 NOW = 1_724_051_327.0
-MOTO_AMI = "ami-12c6146b"  # one of moto's built-in images
 
 
 @dataclass
@@ -63,19 +64,14 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     with mock_aws():
         ec2 = boto3.client("ec2", region_name=REGION)
         autoscaling = boto3.client("autoscaling", region_name=REGION)
-        subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
-        ec2.create_launch_template(
-            LaunchTemplateName="agents-template",
-            LaunchTemplateData={"ImageId": MOTO_AMI, "InstanceType": "t3.micro"},
-        )
-        autoscaling.create_auto_scaling_group(
-            AutoScalingGroupName=GROUP,
-            LaunchTemplate={"LaunchTemplateName": "agents-template", "Version": "$Latest"},
-            MinSize=0,
-            MaxSize=10,
-            DesiredCapacity=0,
-            VPCZoneIdentifier=subnet,
-            NewInstancesProtectedFromScaleIn=True,
+        create_group(
+            autoscaling,
+            GROUP,
+            min_size=0,
+            max_size=10,
+            desired=0,
+            ec2=ec2,
+            protected_from_scale_in=True,
         )
         yield {"ec2": ec2, "autoscaling": autoscaling}
 

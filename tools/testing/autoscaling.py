@@ -1,6 +1,6 @@
-"""Auto Scaling groups in moto for the tests of custom resources that name one.
+"""Auto Scaling groups in moto for the tests: the scaler's and the custom resources'.
 
-Those resources (AzRebalancingSuspender, StopBuildkiteAgents) take the group as the
+The custom resources (AzRebalancingSuspender, StopBuildkiteAgents) take the group as the
 `AutoScalingGroupName` property and use it as their physical id.
 """
 
@@ -12,16 +12,28 @@ import boto3
 
 from tools.testing.cloudformation import REGION
 
+MOTO_AMI = "ami-12c6146b"  # one of moto's built-in images
+
 
 def create_group(
-    autoscaling: Any, name: str, *, min_size: int, max_size: int, desired: int
+    autoscaling: Any,
+    name: str,
+    *,
+    min_size: int,
+    max_size: int,
+    desired: int,
+    ec2: Any | None = None,
+    protected_from_scale_in: bool = False,
 ) -> list[str]:
-    """A group in two zones of REGION, from a launch template of its own; its instance ids."""
-    ec2 = boto3.client("ec2", region_name=REGION)
+    """A group in two zones of REGION, from a launch template of its own; its instance ids.
+
+    `ec2` defaults to an in-process client; pass one for another endpoint (moto in server mode).
+    """
+    ec2 = ec2 or boto3.client("ec2", region_name=REGION)
     template = f"lt-{name}"[:120]
     ec2.create_launch_template(
         LaunchTemplateName=template,
-        LaunchTemplateData={"ImageId": "ami-12345678", "InstanceType": "t3.large"},
+        LaunchTemplateData={"ImageId": MOTO_AMI, "InstanceType": "t3.large"},
     )
     autoscaling.create_auto_scaling_group(
         AutoScalingGroupName=name,
@@ -30,6 +42,7 @@ def create_group(
         DesiredCapacity=desired,
         AvailabilityZones=[f"{REGION}a", f"{REGION}b"],
         LaunchTemplate={"LaunchTemplateName": template, "Version": "$Latest"},
+        NewInstancesProtectedFromScaleIn=protected_from_scale_in,
     )
     return [instance["InstanceId"] for instance in describe_group(autoscaling, name)["Instances"]]
 
