@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from tools.cfn_template import TemplateError, parse_template
+
 MAPPING_NAME = "AgentImages"
 # Packer architecture -> mapping key.
 ARCH_KEYS = {"x86_64": "x8664", "arm64": "arm64"}
@@ -63,17 +65,13 @@ def images_from_manifest(manifest: dict[str, Any]) -> Rows:
     return images
 
 
-class _TemplateLoader(yaml.SafeLoader):
-    """YAML loader that accepts CloudFormation's short-form tags (their values are not needed)."""
-
-
-_TemplateLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
-
-
 def read_mapping(template_text: str) -> Rows:
     """The AgentImages rows currently in the template."""
-    template = yaml.load(template_text, Loader=_TemplateLoader)  # noqa: S506 (a SafeLoader)
-    mapping = ((template or {}).get("Mappings") or {}).get(MAPPING_NAME)
+    try:
+        template = parse_template(template_text)
+    except TemplateError as error:
+        raise MappingError(str(error)) from None
+    mapping = (template.get("Mappings") or {}).get(MAPPING_NAME)
     if not isinstance(mapping, dict):
         raise MappingError(f"the template has no Mappings.{MAPPING_NAME}")
     return {

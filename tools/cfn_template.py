@@ -65,11 +65,15 @@ _CfnLoader.add_multi_constructor("!", _construct_tag)
 
 
 def load_template(path: str | Path) -> dict[str, Any]:
-    """Parse a CloudFormation/SAM template (YAML or JSON) into plain Python values."""
-    text = Path(path).read_text(encoding="utf-8")
+    """Parse a CloudFormation/SAM template file (YAML or JSON) into plain Python values."""
+    return parse_template(Path(path).read_text(encoding="utf-8"), source=str(path))
+
+
+def parse_template(text: str, *, source: str = "template") -> dict[str, Any]:
+    """Parse CloudFormation/SAM template text (YAML or JSON) into plain Python values."""
     template = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - _CfnLoader is a SafeLoader
     if not isinstance(template, dict) or "Resources" not in template:
-        raise TemplateError(f"{path}: not a CloudFormation template (no Resources)")
+        raise TemplateError(f"{source}: not a CloudFormation template (no Resources)")
     return template
 
 
