@@ -16,6 +16,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from tools.cfn_template import load_template
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO_ROOT / "template.yaml"
 SCHEDULED_HANDLER = "agent_scaler.handler.lambda_handler"
@@ -52,8 +54,6 @@ def project_sizing(handler: str = SCHEDULED_HANDLER) -> FunctionSizing:
 @cache
 def _sizing(template_path: str, handler: str) -> FunctionSizing:
     try:
-        from tools.cfn_template import load_template
-
         template = load_template(template_path)
     except Exception as error:  # an unreadable template must not stop a simulation
         return FunctionSizing(
