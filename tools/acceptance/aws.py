@@ -6,6 +6,7 @@ credential chain and the run's region for a real account, an ``endpoint_url`` fo
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ class AwsAccount:
     def from_region(cls, region: str, endpoint_url: str | None = None) -> AwsAccount:
         session = boto3.session.Session(region_name=region)
 
+        @functools.cache
         def clients(service: str) -> Any:
             return session.client(service, endpoint_url=endpoint_url, config=RETRIES)
 

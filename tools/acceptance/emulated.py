@@ -18,6 +18,7 @@ What stands in for what:
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import math
@@ -49,11 +50,17 @@ from tools.demo.replay import (
 from tools.demo.stacks import Deployment, FleetParameters, deploy, update_fleet
 from tools.invoke_scaler import LocalContext, environment
 
-TICK_S = 5.0
+# The scaler's PollInterval: finer ticks only cost time.
+TICK_S = 10.0
 BOOT_DELAY_S = 40.0
 ORGANIZATION = "acme"
 LOG_STREAM = "emulated"
 NESTED_STACKS = ("fleet", "storage", "network")
+
+
+def cached_clients(endpoints: Endpoints) -> Callable[[str], Any]:
+    """One boto3 client per service (making one takes most of a second)."""
+    return functools.cache(endpoints.client)
 
 
 class _StampedLines(io.TextIOBase):
@@ -158,14 +165,22 @@ class _Attached:
 class EmulatedWorld:
     """The run's clock; once a stack is deployed, sleeping also runs its fleet and scaler."""
 
-    def __init__(self, endpoints: Endpoints, *, boot_delay_s: float = BOOT_DELAY_S) -> None:
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        clients: Callable[[str], Any],
+        *,
+        boot_delay_s: float = BOOT_DELAY_S,
+    ) -> None:
         self._endpoints = endpoints
+        self._clients = clients
         self._control = endpoints.emulator.control
         self._epoch = self._control.rest_epoch()
         self._boot_delay_s = boot_delay_s
         self._virtual_now = self._control.now()
         self._attached: _Attached | None = None
         self._stream_handler: logging.StreamHandler[Any] | None = None
+        self._previous_stream: Any = None
         self.sleeps = 0
 
     def virtual_now(self) -> float:
@@ -221,12 +236,12 @@ class EmulatedWorld:
 
     def attach(self, settings: StackSettings, deployment: Deployment) -> str:
         """Start the fleet and the scaler of a deployed stack; returns the scaler's log group."""
-        logs = self._endpoints.client("logs")
+        logs = self._clients("logs")
         log_group = scaler_log_group(settings.stack_name)
         logs.create_log_group(logGroupName=log_group)
         logs.create_log_stream(logGroupName=log_group, logStreamName=LOG_STREAM)
         fleet = EmulatedFleet(
-            autoscaling=self._endpoints.client("autoscaling"),
+            autoscaling=self._clients("autoscaling"),
             control=self._control,
             group_name=deployment.group_name,
             queue=settings.queue,
@@ -239,7 +254,7 @@ class EmulatedWorld:
         handler = scaler_handler.logger.registered_handler
         if isinstance(handler, logging.StreamHandler):
             self._stream_handler = handler
-            handler.setStream(log)
+            self._previous_stream = handler.setStream(log)
         environment_variables = scaler_environment(
             aws_environment=self._endpoints.aws_environment(),
             agent_endpoint=self._endpoints.emulator.url,
@@ -267,14 +282,14 @@ class EmulatedWorld:
             invocation.resume()
         self._ship_scaler_log(attached)
         if self._stream_handler is not None:
-            self._stream_handler.setStream(sys.stderr)
+            self._stream_handler.setStream(self._previous_stream)
             self._stream_handler = None
 
     def _ship_scaler_log(self, attached: _Attached) -> None:
         fresh = attached.log.lines[attached.shipped :]
         if not fresh:
             return
-        self._endpoints.client("logs").put_log_events(
+        self._clients("logs").put_log_events(
             logGroupName=attached.log_group,
             logStreamName=LOG_STREAM,
             logEvents=[{"timestamp": int(at * 1000), "message": line} for at, line in fresh],
@@ -285,8 +300,11 @@ class EmulatedWorld:
 class EmulatedDeployer:
     """Stands in for ``sam deploy``: the nested templates in moto, the world attached to them."""
 
-    def __init__(self, endpoints: Endpoints, world: EmulatedWorld) -> None:
+    def __init__(
+        self, endpoints: Endpoints, world: EmulatedWorld, clients: Callable[[str], Any]
+    ) -> None:
         self._endpoints = endpoints
+        self._clients = clients
         self._world = world
         self._deployment: Deployment | None = None
         self._parameters: FleetParameters | None = None
@@ -305,7 +323,7 @@ class EmulatedDeployer:
             agent_tags=settings.agent_tags,
             token_parameter=settings.token_parameter,
         )
-        self._deployment = deploy(self._endpoints.client, self._parameters, None, self.log.append)
+        self._deployment = deploy(self._clients, self._parameters, None, self.log.append)
         self._log_group = self._world.attach(settings, self._deployment)
         return StackHandle(self._deployment.group_name, self._log_group)
 
@@ -313,7 +331,7 @@ class EmulatedDeployer:
         if self._deployment is None or self._parameters is None:
             raise RuntimeError("update before deploy")
         self._parameters = replace(self._parameters, agent_tags=settings.agent_tags)
-        gap = update_fleet(self._endpoints.client, self._deployment, self._parameters)
+        gap = update_fleet(self._clients, self._deployment, self._parameters)
         if gap is not None:
             self.log.append(f"not updated by moto: {gap.logical_id}; instead {gap.equivalent}")
         self.updates.append(settings)
@@ -323,10 +341,16 @@ class EmulatedDeployer:
         if self._parameters is None or self._deployment is None:
             return
         self._world.detach()
-        self._terminate_group_instances(self._deployment.group_name)
-        cloudformation = self._endpoints.client("cloudformation")
+        group_name = self._deployment.group_name
+        # CloudFormation empties a group before deleting it; moto would leave its instances.
+        self._clients("autoscaling").update_auto_scaling_group(
+            AutoScalingGroupName=group_name, MinSize=0, MaxSize=0, DesiredCapacity=0
+        )
+        cloudformation = self._clients("cloudformation")
         for short_name in NESTED_STACKS:
             name = f"{self._parameters.parent_stack_name}-{short_name}"
+            if short_name == "storage":
+                self._terminate_instances(group_name)
             try:
                 cloudformation.delete_stack(StackName=name)
             except ClientError as error:
@@ -335,14 +359,14 @@ class EmulatedDeployer:
                 self._delete_route_tables(self._deployment.stack("network").outputs["VpcId"])
                 cloudformation.delete_stack(StackName=name)
         if self._log_group is not None:
-            logs = self._endpoints.client("logs")
+            logs = self._clients("logs")
             if logs.describe_log_groups(logGroupNamePrefix=self._log_group)["logGroups"]:
                 logs.delete_log_group(logGroupName=self._log_group)
 
     def _delete_route_tables(self, vpc_id: str) -> None:
         """moto cannot delete a template's route table, so it cannot delete the VPC either;
         deleting the stack on AWS deletes both."""
-        ec2 = self._endpoints.client("ec2")
+        ec2 = self._clients("ec2")
         tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])
         for table in tables["RouteTables"]:
             if not any(item.get("Main") for item in table.get("Associations", [])):
@@ -352,16 +376,16 @@ class EmulatedDeployer:
                     "DeleteRouteTable so the VPC could go"
                 )
 
-    def _terminate_group_instances(self, group_name: str) -> None:
+    def _terminate_instances(self, group_name: str) -> None:
         """Deleting a group terminates its instances on AWS; moto leaves them running."""
-        group = AwsAccount(self._endpoints.client).group(group_name)
-        if group is not None and group.instances:
-            self._endpoints.client("ec2").terminate_instances(InstanceIds=list(group.instances))
+        left = AwsAccount(self._clients).instances_left(group_name)
+        if left:
+            self._clients("ec2").terminate_instances(InstanceIds=left)
 
     def leftovers(self) -> list[str]:
         if self._parameters is None:
             return []
-        account = AwsAccount(self._endpoints.client)
+        account = AwsAccount(self._clients)
         found = []
         for short_name in NESTED_STACKS:
             name = f"{self._parameters.parent_stack_name}-{short_name}"
@@ -369,9 +393,9 @@ class EmulatedDeployer:
             if status is not None:
                 found.append(f"stack {name} ({status})")
         if self._log_group is not None:
-            groups = self._endpoints.client("logs").describe_log_groups(
-                logGroupNamePrefix=self._log_group
-            )["logGroups"]
+            groups = self._clients("logs").describe_log_groups(logGroupNamePrefix=self._log_group)[
+                "logGroups"
+            ]
             if any(group["logGroupName"] == self._log_group for group in groups):
                 found.append(f"log group {self._log_group}")
         return found
@@ -386,20 +410,17 @@ class EmulatedBackends:
     deployer: EmulatedDeployer
     api_token: str
     agent_token: str
+    aws_client: Callable[[str], Any]
 
     @property
     def api_url(self) -> str:
         return self.endpoints.emulator.rest_url
 
     def account(self) -> AwsAccount:
-        return AwsAccount(self.endpoints.client)
+        return AwsAccount(self.aws_client)
 
     def buildkite(self, organization: str) -> BuildkiteRest:
         return BuildkiteRest(self.api_url, organization, self.api_token)
-
-    @property
-    def aws_client(self) -> Callable[[str], Any]:
-        return self.endpoints.client
 
 
 @contextmanager
@@ -407,11 +428,13 @@ def emulated_backends(*, boot_delay_s: float = BOOT_DELAY_S) -> Iterator[Emulate
     """moto and the emulator on 127.0.0.1 (stopped on the way out) and the fake fleet."""
     agent_token = secrets.token_hex(20)
     with running_endpoints(agent_token) as endpoints:
-        world = EmulatedWorld(endpoints, boot_delay_s=boot_delay_s)
+        clients = cached_clients(endpoints)
+        world = EmulatedWorld(endpoints, clients, boot_delay_s=boot_delay_s)
         yield EmulatedBackends(
             endpoints=endpoints,
             world=world,
-            deployer=EmulatedDeployer(endpoints, world),
+            deployer=EmulatedDeployer(endpoints, world, clients),
             api_token=endpoints.emulator.api_token,
             agent_token=agent_token,
+            aws_client=clients,
         )
