@@ -78,7 +78,7 @@ def test_pipeline_lifecycle(rest: BuildkiteRest, buildkite_emulator: BuildkiteEm
     assert pipeline["slug"] == "acc-1-acceptance"
     assert rest.pipeline_exists("acc-1-acceptance")
     assert buildkite_emulator.control.rest_pipelines() == ["acc-1-acceptance"]
-    with pytest.raises(BuildkiteError, match="422.*already been taken"):
+    with pytest.raises(BuildkiteError, match=r"422.*already been taken"):
         rest.create_pipeline("Acc 1 acceptance", "https://example.com/r.git", CONFIGURATION)
     assert rest.delete_pipeline("acc-1-acceptance") is True
     assert not rest.pipeline_exists("acc-1-acceptance")
