@@ -185,7 +185,7 @@ def test_cancel_frees_agents_and_empties_the_queue(
     rest.create_build("c", "m")
     control.register_instance("i-1", "q")
     assert control.queue_counts("q")["scheduled_jobs"] == 3
-    rest.cancel_build("c", 1)
+    assert rest.cancel_build("c", 1) is True
     build = rest.build("c", 1)
     assert build["state"] == "canceled"
     assert {job["state"] for job in build["jobs"]} == {"canceled"}
@@ -194,6 +194,8 @@ def test_cancel_frees_agents_and_empties_the_queue(
     # A canceled job never comes back when time passes.
     control.advance(1000)
     assert {job["state"] for job in rest.build("c", 1)["jobs"]} == {"canceled"}
+    # A finished build cannot be canceled: the API answers 422, the client says False.
+    assert rest.cancel_build("c", 1) is False
 
 
 def test_deleting_a_pipeline_cancels_its_builds(

@@ -25,6 +25,10 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 class BuildkiteError(RuntimeError):
     """A REST call failed: which call and the API's message, never the token."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 class BuildkiteRest:
     """Calls the REST API of one organization with one access token."""
@@ -84,8 +88,15 @@ class BuildkiteRest:
     def build(self, slug: str, number: int) -> dict[str, Any]:
         return self._call("GET", "pipelines", slug, "builds", str(number))
 
-    def cancel_build(self, slug: str, number: int) -> None:
-        self._call("PUT", "pipelines", slug, "builds", str(number), "cancel")
+    def cancel_build(self, slug: str, number: int) -> bool:
+        """Cancel the build; False when it had already finished (the API answers 422)."""
+        try:
+            self._call("PUT", "pipelines", slug, "builds", str(number), "cancel")
+        except BuildkiteError as error:
+            if error.status == 422:
+                return False
+            raise
+        return True
 
     # --- agents --------------------------------------------------------------------------
 
@@ -123,7 +134,8 @@ class BuildkiteRest:
             raise BuildkiteError(f"Buildkite REST {what} failed: {type(error).__name__}") from None
         if response.status_code >= 400 and not (missing_ok and response.status_code == 404):
             raise BuildkiteError(
-                f"Buildkite REST {what} answered HTTP {response.status_code}: {_message(response)}"
+                f"Buildkite REST {what} answered HTTP {response.status_code}: {_message(response)}",
+                status=response.status_code,
             )
         return response
 

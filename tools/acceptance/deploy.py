@@ -54,8 +54,9 @@ class StackSettings:
             "MinSize": str(self.min_size),
             "MaxSize": str(self.max_size),
             "ScaleInIdlePeriod": str(self.scale_in_idle_period),
-            "BuildkiteAgentTags": self.agent_tags,
         }
+        if self.agent_tags:
+            overrides["BuildkiteAgentTags"] = self.agent_tags
         if self.image_id:
             overrides["ImageId"] = self.image_id
         return overrides

@@ -10,7 +10,7 @@ scheduled -> started -> finished times, watches agents connect, cancels and dele
     POST   /v2/organizations/<org>/pipelines/<slug>/builds         {commit, branch, message?,
                                                                     env?} -> 201
     GET    /v2/organizations/<org>/pipelines/<slug>/builds/<n>
-    PUT    /v2/organizations/<org>/pipelines/<slug>/builds/<n>/cancel
+    PUT    /v2/organizations/<org>/pipelines/<slug>/builds/<n>/cancel  (422 when finished)
     GET    /v2/organizations/<org>/agents[?page=&per_page=]         connected agents, paginated
                                                                     (``Link: <...>; rel="next"``)
 
@@ -127,6 +127,11 @@ class RestWorld:
                 return 200, self._build_json(simulation, slug, build), {}
             case ("PUT", ["pipelines", slug, "builds", number, "cancel"]):
                 build = self._build(slug, number)
+                if all(
+                    simulation.job(job_id).state in (FINISHED, CANCELED)
+                    for job_id, _ in build.job_ids
+                ):
+                    raise ControlError(422, "Build can't be canceled because it's already finished")
                 self._cancel(simulation, build)
                 return 200, self._build_json(simulation, slug, build), {}
             case ("GET", ["agents"]):
