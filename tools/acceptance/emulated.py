@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
+import requests
 from agent_scaler import handler as scaler_handler
 from agent_scaler.handler import run_scheduled
 from botocore.exceptions import ClientError
@@ -428,13 +429,28 @@ def emulated_backends(*, boot_delay_s: float = BOOT_DELAY_S) -> Iterator[Emulate
     """moto and the emulator on 127.0.0.1 (stopped on the way out) and the fake fleet."""
     agent_token = secrets.token_hex(20)
     with running_endpoints(agent_token) as endpoints:
-        clients = cached_clients(endpoints)
-        world = EmulatedWorld(endpoints, clients, boot_delay_s=boot_delay_s)
-        yield EmulatedBackends(
-            endpoints=endpoints,
-            world=world,
-            deployer=EmulatedDeployer(endpoints, world, clients),
-            api_token=endpoints.emulator.api_token,
-            agent_token=agent_token,
-            aws_client=clients,
-        )
+        # moto's accounts live in this process, shared by every server it starts: begin and
+        # end with an empty one, so no run sees, or leaves, another's resources.
+        _reset_moto(endpoints)
+        try:
+            yield _backends(endpoints, agent_token, boot_delay_s)
+        finally:
+            _reset_moto(endpoints)
+
+
+def _backends(endpoints: Endpoints, agent_token: str, boot_delay_s: float) -> EmulatedBackends:
+    clients = cached_clients(endpoints)
+    world = EmulatedWorld(endpoints, clients, boot_delay_s=boot_delay_s)
+    return EmulatedBackends(
+        endpoints=endpoints,
+        world=world,
+        deployer=EmulatedDeployer(endpoints, world, clients),
+        api_token=endpoints.emulator.api_token,
+        agent_token=agent_token,
+        aws_client=clients,
+    )
+
+
+def _reset_moto(endpoints: Endpoints) -> None:
+    response = requests.post(f"{endpoints.aws_url}/moto-api/reset", timeout=30)
+    response.raise_for_status()
