@@ -4,7 +4,8 @@ It serves ``GET /v3/metrics/queue?name=<queue>`` and ``GET /v3/metrics`` like th
 (token checked, ``Buildkite-Agent-Metrics-Poll-Duration`` header, ``{"message": ...}`` errors)
 from an in-memory world of queues, jobs and agents on a virtual clock, and a control API
 under ``/_control`` to set counts, enqueue jobs, register agents, advance time and inject
-faults. In process::
+faults. A slice of the REST API (``/v2``: pipelines, builds and their jobs, agents; see
+``tools.buildkite_emulator.rest``) runs builds on the same emulated agents. In process::
 
     with BuildkiteEmulator(token="...") as emulator:
         emulator.control.set_counts("default", scheduled_jobs=3)

@@ -330,6 +330,16 @@ class EmulatorControl:
     def clear_agent_requests(self) -> None:
         self._call("DELETE", "requests")
 
+    # --- REST API ----------------------------------------------------------------------------
+
+    def rest_epoch(self) -> float:
+        """Unix seconds of virtual time 0 in the REST API's timestamps."""
+        return self._call("GET", "rest")["epoch"]
+
+    def rest_pipelines(self) -> list[str]:
+        """Slugs of the pipelines the REST API holds."""
+        return self._call("GET", "rest")["pipelines"]
+
     # --- transport ---------------------------------------------------------------------------
 
     def _call(

@@ -6,6 +6,9 @@ finishes ``duration_s`` virtual seconds after it starts. An instance registers w
 ``agents_per_instance`` agents; deregistering it puts its running jobs back to scheduled and
 records each as interrupted; stopping it gracefully lets its busy agents finish first.
 
+A job can be canceled (the REST API's build cancel): a scheduled one leaves the queue, a
+running one stops and frees its agent.
+
 Counts per queue are simulated from that state; any count can be overridden (and the
 override cleared) for tests that only need numbers. Not thread-safe: the server holds a lock.
 """
@@ -23,7 +26,8 @@ from tools.buildkite_emulator.validation import ControlError
 SCHEDULED = "scheduled"
 RUNNING = "running"
 FINISHED = "finished"
-JOB_STATES = (SCHEDULED, RUNNING, FINISHED)
+CANCELED = "canceled"
+JOB_STATES = (SCHEDULED, RUNNING, FINISHED, CANCELED)
 
 INSTANCE_RUNNING = "running"
 INSTANCE_STOPPING = "stopping"
@@ -228,6 +232,21 @@ class Simulation:
             if (queue is None or job.queue == queue) and (state is None or job.state == state)
         ]
 
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a job: it leaves the queue, or stops running and frees its agent."""
+        job = self.job(job_id)
+        if job.state == SCHEDULED:
+            queue = self._scheduled[job.queue]
+            queue.remove((job.seq, job.job_id))
+            heapq.heapify(queue)
+        elif job.state == RUNNING:
+            self._release(job)
+        else:
+            return job
+        job.state = CANCELED
+        job.finished_at = self.now
+        return job
+
     # --- instances ---------------------------------------------------------------------
 
     def register(self, instance_id: str, queue: str, agents_per_instance: int) -> Instance:
@@ -375,6 +394,10 @@ class Simulation:
     def _finish(self, job: Job) -> None:
         job.state = FINISHED
         job.finished_at = self.now
+        self._release(job)
+
+    def _release(self, job: Job) -> None:
+        """Free the agent that ran ``job``; a stopping instance leaves once all are free."""
         instance = self._instances[job.instance_id] if job.instance_id else None
         if instance is None:
             return

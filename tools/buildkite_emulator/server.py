@@ -3,6 +3,8 @@
 Agent API (token checked: ``Token <t>`` or ``Bearer <t>``; faults applied; requests logged):
     GET /v3/metrics/queue?name=<queue>    one queue's counts
     GET /v3/metrics                       every known queue, with per-queue maps
+REST API (``/v2/...``: pipelines, builds and their jobs, agents; its own access token, ``Bearer
+<t>``): see ``tools.buildkite_emulator.rest``.
 Control API (JSON bodies and answers, no token, never faulted; errors are 4xx
 ``{"message": ...}``). Path segments are URL-encoded (a queue "ci/linux" is ``ci%2Flinux``):
     GET    /_control/state                    clock, config (never the token), counts, all
@@ -34,6 +36,8 @@ Control API (JSON bodies and answers, no token, never faulted; errors are 4xx
     POST   /_control/faults                   see ``tools.buildkite_emulator.faults``
     DELETE /_control/faults[/<id>]            clear all, or one
     GET    /_control/requests                 {requests: [...]} agent API requests, oldest first
+    GET    /_control/rest                     {epoch, pipelines}: the REST API's time origin
+                                              (Unix seconds at virtual 0) and pipeline slugs
     DELETE /_control/requests
 ``tools.buildkite_emulator.control.EmulatorControl`` wraps every route.
 
@@ -65,6 +69,7 @@ from tools.buildkite_emulator import validation
 from tools.buildkite_emulator.control import EmulatorControl
 from tools.buildkite_emulator.faults import Fault, FaultTable
 from tools.buildkite_emulator.model import Instance, Simulation
+from tools.buildkite_emulator.rest import REST_PREFIX, RestWorld
 from tools.buildkite_emulator.validation import ControlError
 
 POLL_DURATION_HEADER = "Buildkite-Agent-Metrics-Poll-Duration"
@@ -88,7 +93,10 @@ class EmulatorCore:
         poll_duration_s: int,
         organization_slug: str,
         cluster_name: str | None,
+        api_token: str,
     ) -> None:
+        # The REST API's access token: never in the config, the state or the request log.
+        self.api_token = validation.token(api_token)
         self._initial_config = {
             "token": validation.token(token),
             "poll_duration_s": validation.non_negative_int("poll_duration_s", poll_duration_s),
@@ -102,6 +110,7 @@ class EmulatorCore:
     def _reset(self) -> None:
         self.config = dict(self._initial_config)
         self.simulation = Simulation()
+        self.rest = RestWorld(epoch=time.time())
         self.faults = FaultTable()
         self.requests: collections.deque[dict[str, Any]] = collections.deque(
             maxlen=REQUEST_LOG_LIMIT
@@ -120,6 +129,12 @@ class EmulatorCore:
         if scheme.lower() not in ("token", "bearer"):
             return False
         return hmac.compare_digest(credential.strip().encode(), self.config["token"].encode())
+
+    def rest_authorized(self, header: str | None) -> bool:
+        scheme, _, credential = (header or "").strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(credential.strip().encode(), self.api_token.encode())
 
     def metrics_document(self, queue: str | None) -> dict[str, Any]:
         """The body of /v3/metrics/queue (``queue`` given) or /v3/metrics (``queue`` None)."""
@@ -224,6 +239,8 @@ class EmulatorCore:
             case ("DELETE", ["requests"]):
                 self.requests.clear()
                 return {"requests": []}
+            case ("GET", ["rest"]):
+                return {"epoch": self.rest.epoch, "pipelines": sorted(self.rest.pipelines)}
         raise ControlError(404, f"no control route {method} {CONTROL_PREFIX}/{'/'.join(segments)}")
 
     def _state(self) -> dict[str, Any]:
@@ -349,6 +366,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._agent_request(method, AGENT_ROUTES[path], query)
             elif path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/"):
                 self._control_request(method, path, query, body)
+            elif path.startswith(REST_PREFIX):
+                self._rest_request(method, path, query, body)
             else:
                 self._send_json(404, {"message": "Not Found"})
         except (BrokenPipeError, ConnectionResetError):
@@ -448,6 +467,41 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(error.status, {"message": error.message})
             return
         self._send_json(200, answer)
+
+    # --- REST API ----------------------------------------------------------------------------
+
+    def _rest_request(
+        self, method: str, path: str, query: dict[str, list[str]], raw_body: bytes
+    ) -> None:
+        core = self.server.core
+        if not core.rest_authorized(self.headers.get("Authorization")):
+            self._send_json(401, {"message": "Authentication required. Please supply a token."})
+            return
+        try:
+            body = json.loads(raw_body) if raw_body.strip() else {}
+        except ValueError:
+            self._send_json(400, {"message": "Problems parsing JSON"})
+            return
+        segments = [unquote(segment) for segment in path[len(REST_PREFIX) :].strip("/").split("/")]
+        host = self.headers.get("Host") or f"127.0.0.1:{self.server.server_address[1]}"
+        try:
+            with core.lock:
+                status, document, headers = core.rest.handle(
+                    core.simulation,
+                    core.config["organization_slug"],
+                    method,
+                    segments,
+                    query,
+                    body,
+                    f"http://{host}",
+                )
+        except ControlError as error:
+            self._send_json(error.status, {"message": error.message})
+            return
+        if status == 204:
+            self._send(status, b"", {"Content-Type": None})
+            return
+        self._send(status, json.dumps(document).encode(), dict(headers))
 
     # --- answers -----------------------------------------------------------------------------
 
@@ -551,7 +605,8 @@ class BuildkiteEmulator:
     """The emulator serving on 127.0.0.1 in a background thread; a context manager.
 
     ``url`` is the agent API base URL (ends in ``/v3``); ``token`` the agent token it accepts
-    (a random one unless given); ``control`` an ``EmulatorControl`` for it.
+    (a random one unless given); ``rest_url`` the REST API base URL (ends in ``/v2``) and
+    ``api_token`` its access token (random unless given); ``control`` an ``EmulatorControl``.
     """
 
     def __init__(
@@ -562,12 +617,14 @@ class BuildkiteEmulator:
         poll_duration_s: int = DEFAULT_POLL_DURATION_S,
         organization_slug: str = DEFAULT_ORGANIZATION_SLUG,
         cluster_name: str | None = None,
+        api_token: str | None = None,
     ) -> None:
         self._core = EmulatorCore(
             token=token if token is not None else secrets.token_hex(20),
             poll_duration_s=poll_duration_s,
             organization_slug=organization_slug,
             cluster_name=cluster_name,
+            api_token=api_token if api_token is not None else secrets.token_hex(20),
         )
         self._port = port
         self._bound_port: int | None = None
@@ -637,6 +694,16 @@ class BuildkiteEmulator:
     def token(self) -> str:
         """The agent token the emulator accepts now (changed by ``control.configure``)."""
         return self._core.token
+
+    @property
+    def api_token(self) -> str:
+        """The REST API access token the emulator accepts (``Authorization: Bearer``)."""
+        return self._core.api_token
+
+    @property
+    def rest_url(self) -> str:
+        """The REST API base URL: ``http://127.0.0.1:<port>/v2``."""
+        return f"{self.base_url}/v2"
 
     @property
     def control(self) -> EmulatorControl:

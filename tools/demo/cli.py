@@ -33,7 +33,13 @@ from urllib.parse import quote
 
 from tools.demo.endpoints import Endpoints, running_endpoints
 from tools.demo.fleet import EmulatedFleet
-from tools.demo.replay import Replay, ReplayResult, ScalerInvocationError, format_clock
+from tools.demo.replay import (
+    Replay,
+    ReplayResult,
+    ScalerInvocationError,
+    format_clock,
+    scaler_environment,
+)
 from tools.demo.report import (
     LiveTable,
     plot_timeline,
@@ -50,7 +56,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-POLL_INTERVAL_S = 10
 TICK_S = 5.0
 # The nested templates' ParentStackName pattern.
 STACK_NAME = re.compile(r"[a-zA-Z][-a-zA-Z0-9]{0,40}")
@@ -335,26 +340,17 @@ def _scaler_environment(
     args: argparse.Namespace, endpoints: Endpoints, deployment: Deployment
 ) -> dict[str, str]:
     """The scaler function's environment, as the root stack would set it, pointed at moto."""
-    return {
-        **endpoints.aws_environment(),
-        "BUILDKITE_QUEUE": args.queue,
-        "BUILDKITE_AGENT_ENDPOINT": endpoints.emulator.url,
-        "BUILDKITE_AGENT_TOKEN_PARAMETER": deployment.token_parameter,
-        "AUTO_SCALING_GROUP_NAME": deployment.group_name,
-        "AGENTS_PER_INSTANCE": str(args.agents_per_instance),
-        "MIN_SIZE": "0",
-        "MAX_SIZE": str(args.max_size),
-        "INSTANCE_BUFFER": "0",
-        "SCALE_OUT_FACTOR": "1.0",
-        "SCALE_OUT_FOR_WAITING_JOBS": "false",
-        "SCALE_IN_IDLE_PERIOD": str(args.scale_in_idle_period),
-        "DISABLE_SCALE_IN": "true",
-        "SCALE_OUT_COOLDOWN_PERIOD": "0",
-        "SCALE_IN_COOLDOWN_PERIOD": "3600",
-        "POLL_INTERVAL": str(POLL_INTERVAL_S),
-        "POWERTOOLS_SERVICE_NAME": "agent-scaler",
-        "POWERTOOLS_METRICS_NAMESPACE": "Buildkite",
-    }
+    return scaler_environment(
+        aws_environment=endpoints.aws_environment(),
+        agent_endpoint=endpoints.emulator.url,
+        queue=args.queue,
+        token_parameter=deployment.token_parameter,
+        group_name=deployment.group_name,
+        agents_per_instance=args.agents_per_instance,
+        min_size=0,
+        max_size=args.max_size,
+        scale_in_idle_period=args.scale_in_idle_period,
+    )
 
 
 def _keep_running(

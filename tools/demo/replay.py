@@ -35,6 +35,8 @@ from tools.invoke_scaler import LocalContext, environment
 from tools.simulate.traces import TraceJob
 
 SCHEDULE_PERIOD_S = 60.0
+# The scaler's PollInterval in the demo (the stack's default).
+POLL_INTERVAL_S = 10
 # The scaler function's timeout, as tools.invoke_scaler assumes for a scheduled invocation.
 SCALER_TIMEOUT_S = 120.0
 FUNCTION_NAME = "AgentScalerFunction"
@@ -225,7 +227,7 @@ class Replay:
         context = LocalContext(
             function_name=FUNCTION_NAME, deadline_s=SCALER_TIMEOUT_S, clock=lambda: self.now
         )
-        event = _scheduled_event(started)
+        event = scheduled_event(started)
         try:
             with environment(self._scaler_environment):
                 outcome = scaler_handler.run_scheduled(
@@ -263,7 +265,42 @@ class Replay:
                 stream_handler.setStream(previous_stream)
 
 
-def _scheduled_event(at: float) -> dict[str, Any]:
+def scaler_environment(
+    *,
+    aws_environment: dict[str, str],
+    agent_endpoint: str,
+    queue: str,
+    token_parameter: str,
+    group_name: str,
+    agents_per_instance: int,
+    min_size: int,
+    max_size: int,
+    scale_in_idle_period: int,
+) -> dict[str, str]:
+    """The scaler function's environment as the root stack sets it, pointed at emulators."""
+    return {
+        **aws_environment,
+        "BUILDKITE_QUEUE": queue,
+        "BUILDKITE_AGENT_ENDPOINT": agent_endpoint,
+        "BUILDKITE_AGENT_TOKEN_PARAMETER": token_parameter,
+        "AUTO_SCALING_GROUP_NAME": group_name,
+        "AGENTS_PER_INSTANCE": str(agents_per_instance),
+        "MIN_SIZE": str(min_size),
+        "MAX_SIZE": str(max_size),
+        "INSTANCE_BUFFER": "0",
+        "SCALE_OUT_FACTOR": "1.0",
+        "SCALE_OUT_FOR_WAITING_JOBS": "false",
+        "SCALE_IN_IDLE_PERIOD": str(scale_in_idle_period),
+        "DISABLE_SCALE_IN": "true",
+        "SCALE_OUT_COOLDOWN_PERIOD": "0",
+        "SCALE_IN_COOLDOWN_PERIOD": "3600",
+        "POLL_INTERVAL": str(POLL_INTERVAL_S),
+        "POWERTOOLS_SERVICE_NAME": "agent-scaler",
+        "POWERTOOLS_METRICS_NAMESPACE": "Buildkite",
+    }
+
+
+def scheduled_event(at: float) -> dict[str, Any]:
     """An EventBridge scheduled event like the one the scaler's Schedule sends."""
     return {
         "version": "0",

@@ -21,10 +21,11 @@ parameter (``BuildkiteAgentTokenParameterStorePath``).
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,46 +102,154 @@ class FleetParameters:
     agents_per_instance: int
     max_size: int
     scale_in_idle_period: int
+    # BuildkiteAgentTags: it lands in the launch template's user data.
+    agent_tags: str = ""
+    # A SecureString the caller created; empty: the demo puts the token at its own path.
+    token_parameter: str = ""
 
 
 def deploy(
     clients: Callable[[str], Any],
     parameters: FleetParameters,
-    token: str,
+    token: str | None,
     log: Callable[[str], None],
 ) -> Deployment:
-    """Create network, storage and fleet in moto; fill each gap; return what was created."""
+    """Create network, storage and fleet in moto; fill each gap; return what was created.
+
+    ``token``: put at ``/<ParentStackName>/buildkite/agent-token``; None when
+    ``parameters.token_parameter`` names a SecureString the caller created.
+    """
     deployment = Deployment()
     prefix = parameters.parent_stack_name
 
     network = _create(clients, deployment, "network", f"{prefix}-network", {}, log)
 
-    token_parameter = f"/{prefix}/buildkite/agent-token"
-    clients("ssm").put_parameter(
-        Name=token_parameter,
-        Value=token,
-        Type="SecureString",
-        Description=f"Buildkite agent token of {prefix} (demo)",
-        Overwrite=True,
-    )
+    token_parameter = parameters.token_parameter or f"/{prefix}/buildkite/agent-token"
+    if token is not None:
+        clients("ssm").put_parameter(
+            Name=token_parameter,
+            Value=token,
+            Type="SecureString",
+            Description=f"Buildkite agent token of {prefix} (demo)",
+            Overwrite=True,
+        )
     storage_parameters = {
         "ParentStackName": prefix,
         "BuildkiteAgentTokenParameterStorePath": token_parameter,
         "AgentTokenFunctionArn": FUNCTION_ARN.format(name=f"{prefix}-agent-token"),
     }
+    where = (
+        "put through the SSM API (what the root's agent token function does; moto cannot invoke it)"
+        if token is not None
+        else "created by the caller"
+    )
     token_gap = Gap(
         "storage",
         "AgentTokenParameter",
         "AWS::CloudFormation::CustomResource",
-        f"SecureString {token_parameter} put through the SSM API (what the root's agent token "
-        "function does; moto cannot invoke it) and given to the stack as "
+        f"SecureString {token_parameter} {where} and given to the stack as "
         "BuildkiteAgentTokenParameterStorePath",
     )
     storage = _create(clients, deployment, "storage", f"{prefix}-storage", storage_parameters, log)
     log(f"  {_describe(token_gap)}")
     deployment.gaps.append(token_gap)
 
-    fleet_parameters = {
+    _create(
+        clients,
+        deployment,
+        "fleet",
+        f"{prefix}-fleet",
+        _fleet_parameters(parameters, network, storage),
+        log,
+    )
+    return deployment
+
+
+def update_fleet(
+    clients: Callable[[str], Any], deployment: Deployment, parameters: FleetParameters
+) -> Gap | None:
+    """Update the fleet stack in place with ``parameters`` (what a root stack update passes on).
+
+    moto's UpdateStack changes no resource, so a change of the launch template's user data
+    (e.g. BuildkiteAgentTags) is made as CloudFormation makes it: a new launch template version
+    that the group then uses. Returns that gap (None when the user data did not change).
+    Raises ``DeploymentError`` unless the update completes.
+    """
+    cfn = clients("cloudformation")
+    stack_name = f"{parameters.parent_stack_name}-fleet"
+    values = _fleet_parameters(parameters, deployment.stack("network"), deployment.stack("storage"))
+    template = load_template(NESTED / "fleet.yaml")
+    rendered = render(template, values)
+    body, _ = _moto_body(template, rendered)
+    try:
+        cfn.update_stack(
+            StackName=stack_name,
+            TemplateBody=json.dumps(body),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
+            Capabilities=CAPABILITIES,
+        )
+        status = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]["StackStatus"]
+    except Exception as exc:
+        raise DeploymentError(f"moto could not update {stack_name}: {exc}") from exc
+    if status != "UPDATE_COMPLETE":
+        raise DeploymentError(f"{stack_name} ended its update in {status}")
+    return _new_launch_template_version(clients, stack_name, rendered, deployment.group_name)
+
+
+def _new_launch_template_version(
+    clients: Callable[[str], Any], stack_name: str, rendered: Rendered, group_name: str
+) -> Gap | None:
+    ec2 = clients("ec2")
+    autoscaling = clients("autoscaling")
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])[
+        "AutoScalingGroups"
+    ][0]
+    policy = group["MixedInstancesPolicy"]
+    specification = policy["LaunchTemplate"]["LaunchTemplateSpecification"]
+    template_id = specification["LaunchTemplateId"]
+    current = ec2.describe_launch_template_versions(
+        LaunchTemplateId=template_id, Versions=[specification["Version"]]
+    )["LaunchTemplateVersions"][0]
+    user_data_source = rendered.resources["AgentLaunchTemplate"]["Properties"][
+        "LaunchTemplateData"
+    ]["UserData"]["Fn::Base64"]
+    in_this_stack = replace(
+        rendered, parameters={**rendered.parameters, "AWS::StackName": stack_name}
+    )
+    user_data = base64.b64encode(in_this_stack.evaluate(user_data_source).encode()).decode()
+    if current["LaunchTemplateData"].get("UserData") == user_data:
+        return None
+    version = ec2.create_launch_template_version(
+        LaunchTemplateId=template_id,
+        SourceVersion=str(current["VersionNumber"]),
+        LaunchTemplateData={"UserData": user_data},
+    )["LaunchTemplateVersion"]["VersionNumber"]
+    autoscaling.update_auto_scaling_group(
+        AutoScalingGroupName=group_name,
+        MixedInstancesPolicy={
+            "LaunchTemplate": {
+                "LaunchTemplateSpecification": {
+                    "LaunchTemplateId": template_id,
+                    "Version": str(version),
+                },
+                "Overrides": policy["LaunchTemplate"].get("Overrides", []),
+            }
+        },
+    )
+    return Gap(
+        "fleet",
+        "AgentLaunchTemplate",
+        "AWS::EC2::LaunchTemplate",
+        f"version {version} of {template_id} with the new user data, and the group moved to it "
+        "(moto's UpdateStack updates no resource)",
+    )
+
+
+def _fleet_parameters(
+    parameters: FleetParameters, network: DeployedStack, storage: DeployedStack
+) -> dict[str, str]:
+    prefix = parameters.parent_stack_name
+    return {
         "ParentStackName": prefix,
         "AzRebalancingSuspenderFunctionArn": FUNCTION_ARN.format(name=f"{prefix}-az-rebalancing"),
         "StopBuildkiteAgentsFunctionArn": FUNCTION_ARN.format(name=f"{prefix}-stop-agents"),
@@ -154,10 +263,9 @@ def deploy(
         "AgentsPerInstance": str(parameters.agents_per_instance),
         "ScaleInIdlePeriod": str(parameters.scale_in_idle_period),
         "MaxSize": str(parameters.max_size),
+        "BuildkiteAgentTags": parameters.agent_tags,
         "ImageId": DEMO_IMAGE_ID,
     }
-    _create(clients, deployment, "fleet", f"{prefix}-fleet", fleet_parameters, log)
-    return deployment
 
 
 def _create(
