@@ -61,6 +61,7 @@ OUTPUTS = {
     "AgentTokenParameterArn",
     "AgentTokenKMSKeyArn",
     "PipelineSigningKMSKey",
+    "CreatedPipelineSigningKMSKeyId",
 }
 
 
