@@ -10,10 +10,9 @@ import re
 from typing import Any
 
 import pytest
+from test_fleet_template import WIRED, exported, launch_data, statements, tags, user_data
 
 from tools.cfn_template import Rendered, constraint_violations, render, render_tree
-
-from test_fleet_template import WIRED, exported, launch_data, statements, tags, user_data
 
 TOKEN = {"BuildkiteAgentToken": "not-a-real-token"}
 
