@@ -139,6 +139,6 @@ def _keep(name: str, value: str, rule: Keep, context: Context) -> Outcome:
 def _drop(name: str, value: str, rule: Drop, context: Context) -> Outcome:
     if not context.is_set(name):
         return Outcome(notes=[Note("default", name, rule.unset)] if rule.unset else [])
-    kind = "dropped" if value in rule.fine else "decide"
+    kind = "dropped" if rule.fine is None or value in rule.fine else "decide"
     instead = f"; instead: {rule.instead}" if rule.instead else ""
     return Outcome(notes=[Note(kind, name, f"{value}: {rule.why}{instead}")])

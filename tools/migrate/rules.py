@@ -3,9 +3,9 @@
 - `Keep`: the same setting here, under the same name or a new one (`target`), the value as is
   or translated (`translate`, with `why`).
 - `Drop`: no such setting here; `why` says so and `instead` what replaces it. Values in
-  `fine` need nothing from the user; any other value needs a decision (the command stops
-  unless changes are accepted). `unset` is reported when the parameter was left at the
-  reference default but our behaviour still differs from what that default did.
+  `fine` (every value when it is None) need nothing from the user; any other value needs a
+  decision (the command stops unless changes are accepted). `unset` is reported when the
+  parameter was left at the reference default but our behaviour differs from that default's.
 - `Special`: rules that look at more than one value (the token, SSH, signing keys...).
 """
 
@@ -14,8 +14,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-
-from tools.migrate.reference import REFERENCE_DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,7 @@ class Keep:
 class Drop:
     why: str
     instead: str = ""
-    fine: tuple[str, ...] = ()
+    fine: tuple[str, ...] | None = ()
     unset: str = ""
 
 
@@ -253,30 +251,23 @@ def _token_key(name: str, value: str, context: Context) -> Outcome:
 
 def _log_groups(name: str, value: str, context: Context) -> Outcome:
     """The reference's instances created the /buildkite/* log groups; we must not."""
-    outcome = Outcome(
-        parameters={"SkipEC2LogGroupCreation": "true"},
-        notes=[
-            Note(
-                "translated",
-                name,
-                "SkipEC2LogGroupCreation=true: the reference stack's instances created the "
-                "/buildkite/* log groups in this account and region, and CloudFormation cannot "
-                "create a log group that exists (set it to false where none exist)",
-            )
-        ],
+    skip = (
+        "SkipEC2LogGroupCreation=true is written: the reference stack's instances created the "
+        "/buildkite/* log groups in this account and region, and CloudFormation cannot create "
+        "a log group that exists (set it to false where none exist)"
     )
     if context.is_set(name):
-        outcome.parameters[name] = value
-    else:
-        outcome.notes.append(
-            Note(
-                "default",
-                name,
-                f"not set; our default {context.our_defaults[name]} replaces the reference's "
-                f"{value} ({DEFAULT_REASONS[name]})",
-            )
+        return Outcome(
+            parameters={name: value, "SkipEC2LogGroupCreation": "true"},
+            notes=[Note("translated", name, skip)],
         )
-    return outcome
+    default = (
+        f"not set; our default {context.our_defaults[name]} replaces the reference's {value} "
+        f"({DEFAULT_REASONS[name]}); {skip}"
+    )
+    return Outcome(
+        parameters={"SkipEC2LogGroupCreation": "true"}, notes=[Note("default", name, default)]
+    )
 
 
 def _vpc_endpoints(name: str, value: str, context: Context) -> Outcome:
@@ -337,7 +328,7 @@ RULES: dict[str, Rule] = {
     # Scaling
     "BuildkiteAgentScalerServerlessARN": Drop(
         "deprecated and unused in the reference stack too; the scaler is part of this stack",
-        fine=(REFERENCE_DEFAULTS["BuildkiteAgentScalerServerlessARN"],),
+        fine=None,
     ),
     "ScalerEnableExperimentalElasticCIMode": Drop(
         "what that mode adds is how this stack always works: busy agents are never killed "
@@ -360,11 +351,11 @@ RULES: dict[str, Rule] = {
     "ScalerEventSchedulePeriod": Drop(
         "the scaler runs every minute and evaluates every PollInterval seconds within it",
         instead="PollInterval",
-        fine=(),
+        fine=None,
     ),
     "ScalerEventScheduleJitter": Drop(
         "each stack's scaler reads only its own queue's metrics; there is nothing to stagger",
-        fine=(),
+        fine=None,
     ),
     "ScalerMinPollInterval": Keep(
         target="PollInterval",
@@ -396,7 +387,10 @@ RULES: dict[str, Rule] = {
         fine=("false",),
     ),
     **{
-        name: Drop("resource limits are not applied here (see ExperimentalEnableResourceLimits)")
+        name: Drop(
+            "resource limits are not applied here (see ExperimentalEnableResourceLimits)",
+            fine=None,
+        )
         for name in (
             "ResourceLimitsMemoryHigh",
             "ResourceLimitsMemoryMax",
@@ -417,6 +411,7 @@ RULES: dict[str, Rule] = {
     "SecretsPluginSkipSSHKeyNotFoundWarning": Drop(
         "the secrets plugin keeps its warning about a missing SSH key",
         instead=f"BUILDKITE_PLUGIN_S3_SECRETS_SKIP_SSH_KEY_NOT_FOUND_WARNING=true; {_AGENT_ENV}",
+        fine=None,
     ),
     "ArtifactsBucket": Keep(),
     "ArtifactsBucketRegion": Keep(),
