@@ -19,8 +19,9 @@ from samcli.cli.types import CfnParameterOverridesType
 
 from tools.cfn_template import constraint_violations, load_template
 from tools.migrate.__main__ import main
+from tools.migrate.convert import same_value
 from tools.migrate.reference import REFERENCE_DEFAULTS
-from tools.migrate.rules import RULES, Keep
+from tools.migrate.rules import RULES, Drop, Keep
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_LIST = Path("reference") / "reference-parameters.md"
@@ -552,3 +553,58 @@ def test_a_missing_stack_fails_clearly(capsys, monkeypatch):
     code, _out, err = run(capsys, "--stack", "nope", "--region", "eu-west-1")
     assert code == 1
     assert "cannot describe stack nope" in err
+
+
+# --- the README's table of deliberate differences ----------------------------------------------
+README = ROOT / "README.md"
+
+
+def readme_differences() -> dict[str, tuple[str, str]]:
+    """parameter -> (reference default, ours) from the README's table of deliberate differences."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Moving from the Elastic CI Stack for AWS", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = (cells[1], cells[2])
+    return rows
+
+
+def test_every_default_that_differs_from_the_reference_is_in_the_readme_table(root_template):
+    table = readme_differences()
+    ours = {
+        name: str(spec["Default"])
+        for name, spec in root_template["Parameters"].items()
+        if "Default" in spec
+    }
+    differing = set()
+    for name, rule in RULES.items():
+        if isinstance(rule, Keep):
+            target = rule.target or name
+            theirs = (rule.translate or str)(REFERENCE_DEFAULTS[name])
+            if target in ours and not same_value(ours[target], theirs):
+                differing.add(name)
+        elif isinstance(rule, Drop) and rule.unset:
+            differing.add(name)
+    assert differing, "the comparison found nothing: it cannot be working"
+    assert differing <= set(table), f"add to the README table: {sorted(differing - set(table))}"
+
+
+def test_the_readme_table_states_the_reference_defaults(root_template):
+    for name, (theirs, ours) in readme_differences().items():
+        assert name in REFERENCE_DEFAULTS, name
+        if theirs.startswith("`"):
+            assert theirs.strip("`") == REFERENCE_DEFAULTS[name], name
+        if ours.startswith("`"):
+            assert same_value(ours.strip("`"), root_template["Parameters"][name]["Default"]), name
+
+
+def test_the_report_names_only_differences_the_readme_lists(capsys, tmp_path):
+    code, _, err = run(
+        capsys, parameter_file(tmp_path, {"BuildkiteAgentTokenParameterStorePath": "/t"})
+    )
+    assert code == 0, err
+    defaults = {name for name, (kind, _) in report(err).items() if kind == "default"}
+    assert defaults
+    assert defaults <= set(readme_differences())

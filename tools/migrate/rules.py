@@ -371,6 +371,7 @@ RULES: dict[str, Rule] = {
     "LambdaArchitecture": Drop(
         "the stack's functions always run on arm64 (Graviton), the cheaper architecture",
         fine=("x86_64", "arm64"),
+        unset="the functions run on arm64 (the reference's default was x86_64)",
     ),
     "ScalerManagedPolicyARNs": Drop(
         "the scaler's role grants exactly the calls it makes and takes no extra policies",
