@@ -331,3 +331,140 @@ class _Evaluator:
         "Fn::If": _if,
         "Condition": lambda self, name: self.condition(name),
     }
+
+
+def constraint_violations(template: Mapping[str, Any], parameters: Mapping[str, Any]) -> list[str]:
+    """Every way `parameters` break the template's parameter constraints or its rules.
+
+    CloudFormation's own checks before it creates anything: known names, AllowedValues,
+    AllowedPattern (a full match), MinLength/MaxLength, Number values and MinValue/MaxValue
+    (each item of a list type), then the template's Rules. An empty list means it would accept
+    them.
+    """
+    declared: Mapping[str, Any] = template.get("Parameters") or {}
+    problems = [f"unknown parameter {name}" for name in sorted(set(parameters) - set(declared))]
+    known = {name: value for name, value in parameters.items() if name in declared}
+    for name, spec in declared.items():
+        raw = known.get(name, spec.get("Default"))
+        if raw is None:
+            problems.append(f"{name}: no value and no default")
+            continue
+        kind = str(spec.get("Type", "String"))
+        is_list = kind.startswith(_LIST_TYPES)
+        items = (raw if isinstance(raw, list) else str(raw).split(",")) if is_list else [str(raw)]
+        for item in (str(i).strip() if is_list else str(i) for i in items):
+            problems.extend(f"{name}: {p}" for p in _item_violations(spec, item, kind))
+    if not problems:
+        problems.extend(rule_violations(template, known))
+    return problems
+
+
+def _item_violations(spec: Mapping[str, Any], value: str, kind: str) -> list[str]:
+    found = []
+    allowed = spec.get("AllowedValues")
+    if allowed is not None and value not in {str(a) for a in allowed}:
+        found.append(f"{value!r} is not one of {allowed}")
+    pattern = spec.get("AllowedPattern")
+    if pattern is not None and re.fullmatch(pattern, value) is None:
+        found.append(f"{value!r} does not match {pattern}")
+    if "MinLength" in spec and len(value) < int(spec["MinLength"]):
+        found.append(f"{value!r} is shorter than {spec['MinLength']}")
+    if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
+        found.append(f"{value!r} is longer than {spec['MaxLength']}")
+    if kind == "Number" or kind == "List<Number>":
+        try:
+            number = float(value)
+        except ValueError:
+            return [*found, f"{value!r} is not a number"]
+        if "MinValue" in spec and number < float(spec["MinValue"]):
+            found.append(f"{value} is below {spec['MinValue']}")
+        if "MaxValue" in spec and number > float(spec["MaxValue"]):
+            found.append(f"{value} is above {spec['MaxValue']}")
+    return found
+
+
+@dataclass
+class RenderedTree:
+    """A root template and its nested stacks, each rendered for the values the root passes."""
+
+    root: Rendered
+    children: dict[str, Rendered]
+    child_parameters: dict[str, dict[str, Any]]
+
+    def output(self, name: str) -> Any:
+        """A root output's value, followed into the nested stack that provides it.
+
+        Values that only a deployment knows stay as written (e.g. `{"Ref": "SomeResource"}` in
+        the child that owns the resource).
+        """
+        return self._resolved(self.root.outputs[name]["Value"])
+
+    def _resolved(self, value: Any) -> Any:
+        found = _nested_output(value)
+        if found is not None:
+            child, output = found
+            body = self.children[child].outputs[output]["Value"]
+            try:
+                return self.children[child].evaluate(body)
+            except TemplateError:
+                return body
+        return self.root.evaluate(value)
+
+
+def _nested_output(value: Any) -> tuple[str, str] | None:
+    if isinstance(value, dict) and list(value) == ["Fn::GetAtt"]:
+        target, attribute = value["Fn::GetAtt"]
+        if isinstance(attribute, str) and attribute.startswith("Outputs."):
+            return target, attribute.removeprefix("Outputs.")
+    return None
+
+
+def render_tree(
+    root: Mapping[str, Any],
+    children: Mapping[str, Mapping[str, Any]],
+    parameters: Mapping[str, Any] | None = None,
+) -> RenderedTree:
+    """Render `root` and each nested stack in `children` (logical id -> template).
+
+    Each child gets the parameter values the root passes it: evaluated where they depend only
+    on parameters or on outputs of children rendered before it (in the order given), and
+    `<Logical.Attribute>` placeholders where only a deployment knows them (a function's ARN).
+    """
+    rendered_root = render(root, parameters)
+    rendered: dict[str, Rendered] = {}
+    passed: dict[str, dict[str, Any]] = {}
+    for name, template in children.items():
+        resource = rendered_root.resources[name]
+        values = {}
+        for key, value in (resource["Properties"].get("Parameters") or {}).items():
+            values[key] = _passed_value(rendered_root, rendered, value)
+        passed[name] = values
+        rendered[name] = render(template, values)
+    return RenderedTree(rendered_root, rendered, passed)
+
+
+def _passed_value(root: Rendered, children: Mapping[str, Rendered], value: Any) -> Any:
+    found = _nested_output(value)
+    if found is not None:
+        child, output = found
+        if child in children:
+            body = children[child].outputs[output]["Value"]
+            try:
+                return children[child].evaluate(body)
+            except TemplateError:
+                return f"<{child}.{output}>"
+        return f"<{child}.{output}>"
+    try:
+        return root.evaluate(value)
+    except TemplateError:
+        return f"<{_placeholder(value)}>"
+
+
+def _placeholder(value: Any) -> str:
+    """A short, stable text for an unresolved intrinsic (used in placeholders)."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((function, argument),) = value.items()
+        if isinstance(argument, list):
+            argument = ".".join(str(item) for item in argument)
+        return f"{function.removeprefix('Fn::')} {argument}"
+    return str(value)

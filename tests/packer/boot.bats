@@ -33,7 +33,9 @@ build-path="/var/lib/buildkite-agent/builds"
 hooks-path="/etc/buildkite-agent/hooks"
 plugins-path="/var/lib/buildkite-agent/plugins"
 priority=%n
-no-color=true'
+no-color=true
+cancel-grace-period=60
+signal-grace-period-seconds=-1'
   [[ "$(<"$CFG")" == "$expected" ]] || fail_with "unexpected agent config:
 $(<"$CFG")"
   assert_called "aws ssm get-parameter --name /ci-fleet/agent-token --with-decryption --query Parameter.Value --output text"
@@ -67,7 +69,7 @@ $(<"$CFG")"
     "systemctl start docker.service" \
     "sleep 2" \
     "systemctl enable --now buildkite-agent.service" \
-    "cfn-signal --region us-east-1 --stack ci-fleet --resource AgentAutoScaleGroup --exit-code 0"
+    "cfn-signal --region us-east-1 --stack ci-fleet-Fleet-1A2B3C --resource AgentAutoScaleGroup --exit-code 0"
   [[ "$(count_calls "docker info")" == 3 ]] || fail_with "expected three docker readiness checks"
   [[ "$(<"$STATUS")" == Completed ]] || fail_with "status: $(<"$STATUS")"
   refute_called "set-instance-health"
@@ -112,7 +114,7 @@ $(<"$CFG")"
   assert_failure
 
   assert_called "aws autoscaling set-instance-health --instance-id $INSTANCE_ID --health-status Unhealthy"
-  assert_called "cfn-signal --region us-east-1 --stack ci-fleet --resource AgentAutoScaleGroup --exit-code 1"
+  assert_called "cfn-signal --region us-east-1 --stack ci-fleet-Fleet-1A2B3C --resource AgentAutoScaleGroup --exit-code 1"
   assert_order "set-instance-health" "cfn-signal" "systemctl poweroff --no-block"
   refute_called "buildkite-agent.service"
   refute_called "--exit-code 0"
@@ -135,7 +137,7 @@ $(<"$CFG")"
   run_script "$BOOT"
   assert_failure
   refute_called "set-instance-health"
-  assert_called "cfn-signal --region us-east-1 --stack ci-fleet --resource AgentAutoScaleGroup --exit-code 1"
+  assert_called "cfn-signal --region us-east-1 --stack ci-fleet-Fleet-1A2B3C --resource AgentAutoScaleGroup --exit-code 1"
   refute_called "buildkite-agent.service"
 }
 
@@ -259,4 +261,182 @@ SCRIPT
   assert_failure
   refute_called "aws ssm get-parameter"
   grep -q "BUILDKITE_PIPELINE_SIGNING_KMS_ACCESS must be sign-and-verify or verify" "$LOG"
+}
+
+# --- the agent settings the reference stack's users rely on -----------------------------------
+
+@test "agent settings arrive in the agent config" {
+  given_token
+  set_setting BUILDKITE_AGENT_EXPERIMENTS=normalised-upload-paths,resolve-commit-after-checkout
+  set_setting BUILDKITE_AGENT_TIMESTAMP_LINES=true
+  set_setting BUILDKITE_AGENT_TRACING_BACKEND=opentelemetry
+  set_setting BUILDKITE_AGENT_CANCEL_GRACE_PERIOD=120
+  set_setting BUILDKITE_AGENT_SIGNAL_GRACE_PERIOD=30
+  set_setting BUILDKITE_AGENT_DISCONNECT_AFTER_UPTIME=86400
+  run_script "$BOOT"
+  assert_success
+
+  for line in 'cancel-grace-period=120' 'signal-grace-period-seconds=30' \
+    'disconnect-after-uptime=86400' 'timestamp-lines=true' 'no-ansi-timestamps=true' \
+    'experiment="normalised-upload-paths,resolve-commit-after-checkout"' \
+    'tracing-backend="opentelemetry"'; do
+    grep -qxF -- "$line" "$CFG" || fail_with "missing '$line' in:
+$(<"$CFG")"
+  done
+}
+
+@test "default agent settings leave the optional lines out" {
+  given_token
+  run_script "$BOOT"
+  assert_success
+  for key in disconnect-after-uptime timestamp-lines experiment tracing-backend \
+    signing-jwks-file verification-jwks-file verification-failure-behavior; do
+    if grep -q "^$key=" "$CFG"; then
+      fail_with "unexpected $key in the default config"
+    fi
+  done
+}
+
+@test "JWKS key sets are copied from SSM into agent-only files and configured" {
+  given_token
+  respond aws-ssm-get-parameter 0 '{"keys":[{"kid":"signer","kty":"EC","d":"SIGNINGSECRET"}]}'
+  respond aws-ssm-get-parameter 0 '{"keys":[{"kid":"signer","kty":"EC"}]}'
+  set_setting BUILDKITE_AGENT_SIGNING_KEY_PATH=/ci/jwks/signing
+  set_setting BUILDKITE_AGENT_SIGNING_KEY_ID=signer
+  set_setting BUILDKITE_AGENT_VERIFICATION_KEY_PATH=/ci/jwks/verification
+  set_setting BUILDKITE_VERIFICATION_FAILURE_BEHAVIOR=warn
+  run_script "$BOOT"
+  assert_success
+
+  signing="$ROOT/etc/buildkite-agent/signing-key.json"
+  verification="$ROOT/etc/buildkite-agent/verification-key.json"
+  assert_called "aws ssm get-parameter --name /ci/jwks/signing --with-decryption"
+  assert_called "aws ssm get-parameter --name /ci/jwks/verification --with-decryption"
+  grep -qF SIGNINGSECRET "$signing" || fail_with "signing key set not written"
+  [[ "$(stat -c %a "$signing")" == 640 ]] || fail_with "signing key mode $(stat -c %a "$signing")"
+  assert_called "chown root:buildkite-agent $signing."
+  for line in "signing-jwks-file=\"$signing\"" 'signing-jwks-key-id="signer"' \
+    "verification-jwks-file=\"$verification\"" 'verification-failure-behavior=warn'; do
+    grep -qxF -- "$line" "$CFG" || fail_with "missing '$line' in:
+$(<"$CFG")"
+  done
+  files_with_key="$(grep -rlF -- SIGNINGSECRET "$ROOT")"
+  [[ "$files_with_key" == "$signing" ]] || fail_with "files holding the signing key: $files_with_key"
+  refute_called SIGNINGSECRET
+}
+
+@test "an empty key set parameter fails the boot" {
+  given_token
+  respond aws-ssm-get-parameter 0 ""
+  set_setting BUILDKITE_AGENT_VERIFICATION_KEY_PATH=/ci/jwks/verification
+  run_script "$BOOT"
+  assert_failure
+  assert_called "--exit-code 1"
+  refute_called "buildkite-agent.service"
+}
+
+@test "a KMS-signing agent blocks unverifiable jobs unless told to warn" {
+  given_token
+  set_setting BUILDKITE_PIPELINE_SIGNING_KMS_KEY=arn:aws:kms:us-east-1:123456789012:key/abcd
+  run_script "$BOOT"
+  assert_success
+  grep -qxF 'verification-failure-behavior=block' "$CFG" || fail_with "$(<"$CFG")"
+}
+
+@test "additional sudo permissions are checked with visudo and installed read-only" {
+  given_token
+  set_setting "BUILDKITE_ADDITIONAL_SUDO_PERMISSIONS=/usr/bin/systemctl restart docker, /usr/bin/dnf"
+  run_script "$BOOT"
+  assert_success
+  sudoers="$ROOT/etc/sudoers.d/buildkite-agent-additional"
+  [[ "$(<"$sudoers")" == "buildkite-agent ALL=NOPASSWD: /usr/bin/systemctl restart docker, /usr/bin/dnf" ]] ||
+    fail_with "sudoers: $(<"$sudoers")"
+  [[ "$(stat -c %a "$sudoers")" == 440 ]] || fail_with "sudoers mode $(stat -c %a "$sudoers")"
+  assert_order "visudo -c -q -f" "systemctl enable --now buildkite-agent.service"
+}
+
+@test "no sudoers file without additional sudo permissions" {
+  given_token
+  run_script "$BOOT"
+  assert_success
+  [[ ! -e "$ROOT/etc/sudoers.d/buildkite-agent-additional" ]] || fail_with "a sudoers file was written"
+  refute_called visudo
+}
+
+@test "sudo permissions visudo rejects fail the boot and are not installed" {
+  given_token
+  respond visudo 1 "" "syntax error"
+  set_setting "BUILDKITE_ADDITIONAL_SUDO_PERMISSIONS=/usr/bin/true"
+  run_script "$BOOT"
+  assert_failure
+  [[ -z "$(ls -A "$ROOT/etc/sudoers.d")" ]] || fail_with "left: $(ls -A "$ROOT/etc/sudoers.d")"
+  refute_called "buildkite-agent.service"
+}
+
+@test "artifact upload region and ACL reach the jobs through the settings file" {
+  given_token
+  set_setting BUILDKITE_S3_DEFAULT_REGION=eu-west-2
+  set_setting BUILDKITE_S3_ACL=bucket-owner-full-control
+  run_script "$BOOT"
+  assert_success
+  run env -i bash -c ". '$ROOT/etc/buildkite-agent/cfn-env' && printf '%s|%s' \"\$BUILDKITE_S3_DEFAULT_REGION\" \"\$BUILDKITE_S3_ACL\""
+  [[ "$output" == "eu-west-2|bucket-owner-full-control" ]] || fail_with "sourced: $output"
+}
+
+@test "the agents carry the root stack's name; cfn-signal goes to the fleet stack" {
+  given_token
+  run_script "$BOOT"
+  assert_success
+  grep -qF 'name="ci-fleet-i-0123456789abcdef0-%spawn"' "$CFG" || fail_with "$(<"$CFG")"
+  grep -qF ',stack=ci-fleet,' "$CFG" || fail_with "$(<"$CFG")"
+  assert_called "cfn-signal --region us-east-1 --stack ci-fleet-Fleet-1A2B3C --resource AgentAutoScaleGroup --exit-code 0"
+}
+
+@test "invalid agent settings fail the boot before anything is configured" {
+  local bad
+  for bad in BUILDKITE_AGENT_CANCEL_GRACE_PERIOD=0 BUILDKITE_AGENT_SIGNAL_GRACE_PERIOD=-2 \
+    BUILDKITE_AGENT_TRACING_BACKEND=zipkin BUILDKITE_VERIFICATION_FAILURE_BEHAVIOR=ignore \
+    'BUILDKITE_AGENT_EXPERIMENTS=a"b'; do
+    rm -rf "$ROOT" "$FAKE_STATE" "$FAKE_BIN"
+    setup_fakes
+    given_token
+    set_setting "$bad"
+    run_script "$BOOT"
+    assert_failure
+    refute_called "aws ssm get-parameter"
+  done
+}
+
+@test "an ssm: env file URL writes the parameters under the path as the agent's environment" {
+  given_token
+  respond aws-ssm-get-parameters-by-path 0 '{"Parameters": [
+    {"Name": "/ci/agent-env/http_proxy", "Value": "http://proxy.internal:3128"},
+    {"Name": "/ci/agent-env/nested/Api_Key", "Value": "s3cr\"et\\x"}]}'
+  set_setting BUILDKITE_ENV_FILE_URL=ssm:/ci/agent-env
+  run_script "$BOOT"
+  assert_success
+
+  assert_called "aws ssm get-parameters-by-path --path /ci/agent-env --recursive --with-decryption --output json"
+  env_file="$ROOT/etc/buildkite-agent/env"
+  expected='HTTP_PROXY="http://proxy.internal:3128"
+API_KEY="s3cr\"et\\x"'
+  [[ "$(<"$env_file")" == "$expected" ]] || fail_with "env file: $(<"$env_file")"
+  [[ "$(stat -c %a "$env_file")" == 640 ]] || fail_with "env file mode $(stat -c %a "$env_file")"
+  if grep -qF 's3cr' "$LOG"; then
+    fail_with "a parameter value reached the boot log"
+  fi
+}
+
+@test "an ssm: parameter that is no variable name fails the boot and names only the parameter" {
+  given_token
+  respond aws-ssm-get-parameters-by-path 0 \
+    '{"Parameters": [{"Name": "/ci/agent-env/not-a-name", "Value": "hidden-value"}]}'
+  set_setting BUILDKITE_ENV_FILE_URL=ssm:/ci/agent-env
+  run_script "$BOOT"
+  assert_failure
+  grep -qF "/ci/agent-env/not-a-name" "$LOG" || fail_with "the parameter is not named in the log"
+  if grep -qF hidden-value "$LOG"; then
+    fail_with "the value reached the log"
+  fi
+  refute_called "buildkite-agent.service"
 }

@@ -22,3 +22,13 @@ def root_template() -> dict:
 @pytest.fixture(scope="session")
 def network_template() -> dict:
     return load_template(ROOT / "nested" / "network.yaml")
+
+
+@pytest.fixture(scope="session")
+def nested_templates() -> dict[str, dict]:
+    """The root's nested stacks by logical id, in the order their outputs feed each other."""
+    return {
+        "Network": load_template(ROOT / "nested" / "network.yaml"),
+        "Storage": load_template(ROOT / "nested" / "storage.yaml"),
+        "Fleet": load_template(ROOT / "nested" / "fleet.yaml"),
+    }

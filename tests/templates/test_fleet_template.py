@@ -151,7 +151,9 @@ def test_user_data_hands_the_parameters_to_the_boot_script(fleet, tmp_path):
     assert environment["BUILDKITE_AGENTS_PER_INSTANCE"] == "3"
     assert environment["BUILDKITE_SCALE_IN_IDLE_PERIOD"] == "900"
     assert environment["BUILDKITE_AGENT_TOKEN_PATH"] == WIRED["AgentTokenParameterPath"]
-    assert environment["BUILDKITE_STACK_NAME"] == "test-stack"
+    # The agents carry the root stack's name; cfn-signal needs the fleet stack's own.
+    assert environment["BUILDKITE_STACK_NAME"] == WIRED["ParentStackName"]
+    assert environment["BUILDKITE_CFN_STACK"] == "test-stack"
     assert environment["BUILDKITE_STACK_VERSION"] == "1.2.3"
     assert environment["BUILDKITE_CFN_RESOURCE"] == "AgentAutoScaleGroup"
     assert environment["BUILDKITE_LIFECYCLE_HOOK_NAME"] == "instance_terminating"

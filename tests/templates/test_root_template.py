@@ -8,7 +8,7 @@ TOKEN = {"BuildkiteAgentToken": "not-a-real-token"}
 REFERENCE_PARAMETERS = {
     # name: default, as the reference stack users migrate from has it
     "BuildkiteQueue": "default",
-    "AgentEndpoint": "https://agent.buildkite.com/v3",
+    "AgentEndpoint": "https://agent-edge.buildkite.com/v3",
     "InstanceTypes": "t3.large",
     "AgentsPerInstance": 1,
     "RootVolumeSize": 250,

@@ -61,6 +61,7 @@ OUTPUTS = {
     "AgentTokenParameterArn",
     "AgentTokenKMSKeyArn",
     "PipelineSigningKMSKey",
+    "CreatedPipelineSigningKMSKeyId",
 }
 
 
@@ -321,8 +322,9 @@ def test_a_given_secrets_bucket_is_used_and_nothing_is_created(storage):
     assert not SECRETS_RESOURCES & set(result.resources)
     assert result.of_type("AWS::S3::Bucket") == {}
     assert output(result, "SecretsBucketName") == "given-bucket"
-    assert output(result, "ManagedSecretsBucket") == "none"
-    assert output(result, "ManagedSecretsLoggingBucket") == "none"
+    # The reference stack's value when it created no bucket.
+    assert output(result, "ManagedSecretsBucket") == "Undefined"
+    assert output(result, "ManagedSecretsLoggingBucket") == "Undefined"
 
 
 @pytest.mark.parametrize("bucket", ["", "given-bucket"])
@@ -330,8 +332,9 @@ def test_secrets_plugin_off_creates_and_reports_no_bucket(storage, bucket):
     result = rendered(storage, EnableSecretsPlugin="false", SecretsBucket=bucket)
     assert result.of_type("AWS::S3::Bucket") == {}
     assert result.of_type("AWS::S3::BucketPolicy") == {}
-    for name in ("SecretsBucketName", "ManagedSecretsBucket", "ManagedSecretsLoggingBucket"):
-        assert output(result, name) == "none"
+    assert output(result, "SecretsBucketName") == "none"
+    for name in ("ManagedSecretsBucket", "ManagedSecretsLoggingBucket"):
+        assert output(result, name) == "Undefined"
 
 
 # --- Pipeline signing key -------------------------------------------------------------------
@@ -349,6 +352,8 @@ def test_key_spec_creates_an_asymmetric_signing_key_administered_by_the_account(
     # No role in the key policy: the fleet's instance role is created after this stack.
     assert "role" not in json.dumps(result.evaluate(props["KeyPolicy"])).lower()
     assert output(result, "PipelineSigningKMSKey") == {"Fn::GetAtt": ["PipelineSigningKey", "Arn"]}
+    # The reference stack's PipelineSigningKMSKey output: Ref of the key, i.e. its key id.
+    assert output(result, "CreatedPipelineSigningKMSKeyId") == {"Ref": "PipelineSigningKey"}
 
 
 @pytest.mark.parametrize("access", ["sign-and-verify", "verify"])
@@ -372,12 +377,14 @@ def test_a_given_signing_key_creates_nothing_and_is_reported_as_an_arn(storage, 
     result = rendered(storage, PipelineSigningKMSKeyId=given, PipelineSigningKMSKeySpec=spec)
     assert result.of_type("AWS::KMS::Key") == {}
     assert output(result, "PipelineSigningKMSKey") == KEY_ARN
+    assert output(result, "CreatedPipelineSigningKMSKeyId") == "none"
 
 
 def test_no_signing_key_by_default(storage):
     result = rendered(storage)
     assert result.of_type("AWS::KMS::Key") == {}
     assert output(result, "PipelineSigningKMSKey") == "none"
+    assert output(result, "CreatedPipelineSigningKMSKeyId") == "none"
 
 
 # --- EC2 log groups -------------------------------------------------------------------------

@@ -19,17 +19,20 @@ LOG_FILE="$BK_LOG_DIR/elastic-stack.log"
 CLOUDWATCH_CONFIG=/opt/aws/amazon-cloudwatch-agent/etc/buildkite-agent.json
 DOCKER_WAIT_ATTEMPTS=60
 DOCKER_WAIT_SECONDS=2
+BK_SIGNING_JWKS="$BK_CONFIG_DIR/signing-key.json"
+BK_VERIFICATION_JWKS="$BK_CONFIG_DIR/verification-key.json"
+BK_SUDOERS_DIR="$BK_ROOT/etc/sudoers.d"
 instance_id=""
 
 # signal_cloudformation EXIT_CODE: tell CloudFormation how the boot went. Instances launched after
 # the stack finished (scale-out, replacement) have nobody waiting, so a refused signal is logged
 # and ignored.
 signal_cloudformation() {
-  if [[ -z "${BUILDKITE_CFN_RESOURCE:-}" || -z "${BUILDKITE_STACK_NAME:-}" ]]; then
+  if [[ -z "${BUILDKITE_CFN_RESOURCE:-}" || -z "${BUILDKITE_CFN_STACK:-}" ]]; then
     bk_log "no stack resource to signal"
     return 0
   fi
-  cfn-signal --region "${AWS_REGION:-}" --stack "$BUILDKITE_STACK_NAME" \
+  cfn-signal --region "${AWS_REGION:-}" --stack "$BUILDKITE_CFN_STACK" \
     --resource "$BUILDKITE_CFN_RESOURCE" --exit-code "$1" ||
     bk_log "cfn-signal --exit-code $1 was not accepted (nobody waiting for it); carrying on"
 }
@@ -116,7 +119,8 @@ write_settings() {
       BUILDKITE_LIFECYCLE_HOOK_NAME BUILDKITE_SECRETS_BUCKET BUILDKITE_SECRETS_BUCKET_REGION \
       BUILDKITE_ARTIFACTS_BUCKET BUILDKITE_ECR_PLUGIN_ENABLED \
       BUILDKITE_DOCKER_LOGIN_PLUGIN_ENABLED BUILDKITE_SECRETS_PLUGIN_ENABLED \
-      BUILDKITE_DISK_MIN_FREE_GB BUILDKITE_DISK_MIN_FREE_INODES; do
+      BUILDKITE_DISK_MIN_FREE_GB BUILDKITE_DISK_MIN_FREE_INODES \
+      BUILDKITE_S3_DEFAULT_REGION BUILDKITE_S3_ACL; do
       printf 'export %s=%q\n' "$name" "${!name:-}"
     done
   } >"$partial"
@@ -177,12 +181,113 @@ write_agent_config() {
     printf 'no-color=true\n'
     if [[ -n "${BUILDKITE_PIPELINE_SIGNING_KMS_KEY:-}" ]]; then
       printf 'signing-aws-kms-key="%s"\n' "$BUILDKITE_PIPELINE_SIGNING_KMS_KEY"
-      printf 'verification-failure-behavior=block\n'
     fi
+    agent_settings
   } >"$partial"
   token=""
   mv -f "$partial" "$BK_AGENT_CFG"
   bk_log "wrote $BK_AGENT_CFG (mode 0640, root:buildkite-agent)"
+}
+
+# check_agent_settings: the agent behaviour settings hold what the agent config accepts.
+check_agent_settings() {
+  local name
+  for name in BUILDKITE_AGENT_EXPERIMENTS BUILDKITE_AGENT_SIGNING_KEY_ID \
+    BUILDKITE_ADDITIONAL_SUDO_PERMISSIONS; do
+    config_value "$name" "${!name:-}"
+  done
+  require_count BUILDKITE_AGENT_CANCEL_GRACE_PERIOD 1
+  require_count BUILDKITE_AGENT_DISCONNECT_AFTER_UPTIME 0
+  if [[ "${BUILDKITE_AGENT_SIGNAL_GRACE_PERIOD:-}" != -1 ]]; then
+    require_count BUILDKITE_AGENT_SIGNAL_GRACE_PERIOD 0
+  fi
+  if ! [[ "${BUILDKITE_AGENT_TRACING_BACKEND:-}" =~ ^(|datadog|opentelemetry)$ ]]; then
+    bk_log "BUILDKITE_AGENT_TRACING_BACKEND must be empty, datadog or opentelemetry"
+    return 1
+  fi
+  if ! [[ "${BUILDKITE_VERIFICATION_FAILURE_BEHAVIOR:-}" =~ ^(block|warn)$ ]]; then
+    bk_log "BUILDKITE_VERIFICATION_FAILURE_BEHAVIOR must be block or warn"
+    return 1
+  fi
+}
+
+# agent_settings: the agent config lines for the agent behaviour settings and the JWKS key
+# files (install_key_sets wrote them).
+agent_settings() {
+  printf 'cancel-grace-period=%s\n' "$BUILDKITE_AGENT_CANCEL_GRACE_PERIOD"
+  printf 'signal-grace-period-seconds=%s\n' "$BUILDKITE_AGENT_SIGNAL_GRACE_PERIOD"
+  if ((BUILDKITE_AGENT_DISCONNECT_AFTER_UPTIME > 0)); then
+    printf 'disconnect-after-uptime=%s\n' "$BUILDKITE_AGENT_DISCONNECT_AFTER_UPTIME"
+  fi
+  if bk_is_true "${BUILDKITE_AGENT_TIMESTAMP_LINES:-false}"; then
+    # Timestamped lines replace the ANSI timestamps the agent would otherwise add.
+    printf 'timestamp-lines=true\nno-ansi-timestamps=true\n'
+  fi
+  if [[ -n "${BUILDKITE_AGENT_EXPERIMENTS:-}" ]]; then
+    printf 'experiment="%s"\n' "$BUILDKITE_AGENT_EXPERIMENTS"
+  fi
+  if [[ -n "${BUILDKITE_AGENT_TRACING_BACKEND:-}" ]]; then
+    printf 'tracing-backend="%s"\n' "$BUILDKITE_AGENT_TRACING_BACKEND"
+  fi
+  if [[ -n "${BUILDKITE_AGENT_SIGNING_KEY_PATH:-}" ]]; then
+    printf 'signing-jwks-file="%s"\n' "$BK_SIGNING_JWKS"
+  fi
+  if [[ -n "${BUILDKITE_AGENT_SIGNING_KEY_ID:-}" ]]; then
+    printf 'signing-jwks-key-id="%s"\n' "$BUILDKITE_AGENT_SIGNING_KEY_ID"
+  fi
+  if [[ -n "${BUILDKITE_AGENT_VERIFICATION_KEY_PATH:-}" ]]; then
+    printf 'verification-jwks-file="%s"\n' "$BK_VERIFICATION_JWKS"
+  fi
+  if [[ -n "${BUILDKITE_AGENT_VERIFICATION_KEY_PATH:-}${BUILDKITE_PIPELINE_SIGNING_KMS_KEY:-}" ]]; then
+    printf 'verification-failure-behavior=%s\n' "$BUILDKITE_VERIFICATION_FAILURE_BEHAVIOR"
+  fi
+}
+
+# install_key_set PARAMETER FILE: copy a JWKS key set from an SSM parameter into FILE, readable
+# by root and the agent only. The keys go from the AWS CLI straight into the file: never logged.
+install_key_set() {
+  local parameter=$1 file=$2 partial
+  bk_log "reading the key set from SSM parameter $parameter into $file"
+  partial="$(umask 077 && mktemp "$file.XXXXXX")"
+  bk_aws ssm get-parameter --name "$parameter" --with-decryption \
+    --query Parameter.Value --output text >"$partial"
+  if ! grep -q '[^[:space:]]' "$partial"; then
+    rm -f "$partial"
+    bk_log "the key set parameter $parameter is empty"
+    return 1
+  fi
+  chown root:buildkite-agent "$partial"
+  chmod 0640 "$partial"
+  mv -f "$partial" "$file"
+}
+
+install_key_sets() {
+  if [[ -n "${BUILDKITE_AGENT_SIGNING_KEY_PATH:-}" ]]; then
+    install_key_set "$BUILDKITE_AGENT_SIGNING_KEY_PATH" "$BK_SIGNING_JWKS"
+  fi
+  if [[ -n "${BUILDKITE_AGENT_VERIFICATION_KEY_PATH:-}" ]]; then
+    install_key_set "$BUILDKITE_AGENT_VERIFICATION_KEY_PATH" "$BK_VERIFICATION_JWKS"
+  fi
+}
+
+# install_sudo_permissions: let the agent user run the listed commands with sudo, checked with
+# visudo before it is put in place (a broken sudoers file would break sudo for everyone).
+install_sudo_permissions() {
+  if [[ -z "${BUILDKITE_ADDITIONAL_SUDO_PERMISSIONS:-}" ]]; then
+    return 0
+  fi
+  local partial
+  mkdir -p "$BK_SUDOERS_DIR"
+  partial="$(umask 077 && mktemp "$BK_SUDOERS_DIR/.buildkite-agent-additional.XXXXXX")"
+  printf 'buildkite-agent ALL=NOPASSWD: %s\n' "$BUILDKITE_ADDITIONAL_SUDO_PERMISSIONS" >"$partial"
+  chmod 0440 "$partial"
+  if ! visudo -c -q -f "$partial"; then
+    rm -f "$partial"
+    bk_log "BUILDKITE_ADDITIONAL_SUDO_PERMISSIONS is not valid sudoers syntax"
+    return 1
+  fi
+  mv -f "$partial" "$BK_SUDOERS_DIR/buildkite-agent-additional"
+  bk_log "the agent user may sudo: $BUILDKITE_ADDITIONAL_SUDO_PERMISSIONS"
 }
 
 install_env_file() {
@@ -241,6 +346,7 @@ main() {
   fi
   require_count BUILDKITE_AGENTS_PER_INSTANCE 1
   require_count BUILDKITE_SCALE_IN_IDLE_PERIOD 0
+  check_agent_settings
   local name
   for name in BUILDKITE_STACK_NAME BUILDKITE_QUEUE BUILDKITE_AGENT_TAGS BUILDKITE_AGENT_ENDPOINT \
     BUILDKITE_STACK_VERSION BUILDKITE_PIPELINE_SIGNING_KMS_KEY; do
@@ -271,6 +377,8 @@ main() {
   bk_log "agent tags: $tags"
   config_value BUILDKITE_AGENT_TAGS "$tags"
   write_agent_config "$tags"
+  install_key_sets
+  install_sudo_permissions
   install_env_file
   run_bootstrap_script
 
