@@ -88,3 +88,62 @@ emf_lines() {
   run_script "$TELEMETRY" reboot
   [[ "$status" -eq 2 ]] || fail_with "expected exit status 2, got $status"
 }
+
+# --- where the instance scripts call it ---------------------------------------------------------
+
+@test "a completed boot writes its duration into the shipped boot log" {
+  respond aws-ssm-get-parameter 0 "bkua_0123456789abcdefSECRETtoken"
+  run_script "$BIN_DIR/bk-install-elastic-stack.sh"
+  assert_success
+  log="$(<"$ROOT/var/log/elastic-stack.log")"
+  [[ "$(emf_lines "$log")" == *'"Queue":"default","Event":"boot-completed","BootDuration":83}' ]] ||
+    fail_with "no boot duration in the boot log"
+  [[ "$(emf_lines "$log" | grep -c .)" == 1 ]] || fail_with "expected one EMF line"
+}
+
+@test "a failed boot counts itself in the shipped boot log" {
+  respond aws-ssm-get-parameter 254 "" "An error occurred (AccessDeniedException)"
+  run_script "$BIN_DIR/bk-install-elastic-stack.sh"
+  assert_failure
+  log="$(<"$ROOT/var/log/elastic-stack.log")"
+  [[ "$(emf_lines "$log")" == *'"Event":"boot-failed","BootFailures":1}' ]] ||
+    fail_with "no boot failure in the boot log"
+  [[ "$log" != *'"BootDuration"'* ]] || fail_with "a failed boot reported a duration"
+}
+
+@test "a booting warm-pool instance reports no boot duration yet" {
+  respond aws-ssm-get-parameter 0 "bkua_0123456789abcdefSECRETtoken"
+  imds autoscaling/target-lifecycle-state Warmed:Stopped
+  run_script "$BIN_DIR/bk-install-elastic-stack.sh"
+  assert_success
+  [[ -z "$(emf_lines "$(<"$ROOT/var/log/elastic-stack.log")")" ]] || fail_with "unexpected EMF line"
+}
+
+@test "a lifecycle drain reports how long the job took to finish" {
+  write_settings_file
+  mkdir -p "$ROOT/var/lib/bk-elastic-stack"
+  respond_default aws-autoscaling-describe-auto-scaling-instances 0 ci-fleet-AgentAutoScaleGroup-1A2B
+  imds autoscaling/target-lifecycle-state Terminated
+  for _ in 1 2 3; do
+    respond systemctl-is-active 3 deactivating
+  done
+  respond_default systemctl-is-active 3 inactive
+  run_systemd_script "$BIN_DIR/bk-lifecycle-handler"
+  assert_success
+  # Three polls of 10 s while the agent was still stopping.
+  [[ "$(emf_lines "$output")" == *'"Outcome":"finished","Queue":"default","Event":"drain-finished","DrainDuration":30,"Drains":1}' ]] ||
+    fail_with "no finished drain of 30 s"
+}
+
+@test "a spot interruption reports a spot drain" {
+  write_settings_file
+  mkdir -p "$ROOT/var/lib/bk-elastic-stack"
+  notice_at=$((START_CLOCK + 120))
+  imds spot/instance-action "{\"action\": \"terminate\", \"time\": \"$(date -u -d "@$notice_at" +%Y-%m-%dT%H:%M:%SZ)\"}"
+  respond_default systemctl-is-active 0 active
+  run_systemd_script "$BIN_DIR/bk-lifecycle-handler"
+  assert_success
+  # From the notice to SIGQUIT, 20 s before the termination time.
+  [[ "$(emf_lines "$output")" == *'"Outcome":"spot","Queue":"default","Event":"drain-finished","DrainDuration":100,"Drains":1}' ]] ||
+    fail_with "no spot drain of 100 s"
+}
