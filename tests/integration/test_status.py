@@ -163,6 +163,25 @@ def test_status_shows_queue_group_decisions_alarms_and_settings(fleet, aws_envir
     assert token not in text
 
 
+def test_the_last_capacity_change_stays_visible_behind_later_evaluations(fleet, aws_environment):
+    endpoints, deployment, _token = fleet
+    endpoints.emulator.control.set_counts(QUEUE, scheduled_jobs=9, running_jobs=0, busy_agents=0)
+    lines = evaluate_once(endpoints, deployment)  # 9 jobs, 2 per instance: MaxSize 4
+    for _ in range(6):
+        lines += evaluate_once(endpoints, deployment)  # nothing more to do
+    ship_scaler_log(endpoints.client("logs"), SCALER_LOG_GROUP, lines)
+
+    code, printed = run_status("--json")
+    assert code == 0, printed
+    snapshot = json.loads(printed)
+    assert len(snapshot["decisions"]) == 5
+    assert all(d["capacity_change"] == 0 for d in snapshot["decisions"])
+    assert snapshot["last_change"]["summary"].endswith("-> 4")
+    assert snapshot["last_change"]["capacity_change"] > 0
+    _code, text = run_status()
+    assert text.index("last capacity change:") < text.index("since then:")
+
+
 def test_status_shows_the_warm_pool_when_there_is_one(fleet, aws_environment):
     endpoints, deployment, _token = fleet
     autoscaling = endpoints.client("autoscaling")

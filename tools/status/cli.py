@@ -72,7 +72,7 @@ def screen(snapshot: Snapshot) -> list[str]:
     lines += _group_lines(snapshot.group, snapshot.warm_pool)
     settings = "  ".join(f"{key} {value}" for key, value in snapshot.settings.items())
     lines += ["", f"Settings   {settings or '(none found)'}"]
-    lines += _decision_lines(snapshot.decisions, snapshot.scaler_log_group)
+    lines += _decision_lines(snapshot.decisions, snapshot.last_change, snapshot.scaler_log_group)
     if snapshot.errors:
         lines += ["", "Could not read:"] + [f"  {error}" for error in snapshot.errors]
     return lines
@@ -129,15 +129,27 @@ def _group_lines(group: dict[str, Any] | None, warm_pool: dict[str, Any] | None)
     return lines
 
 
-def _decision_lines(decisions: list[dict[str, Any]], log_group: str) -> list[str]:
+def _decision_lines(
+    decisions: list[dict[str, Any]], last_change: dict[str, Any] | None, log_group: str
+) -> list[str]:
     lines = ["", f"Scaler     last decisions ({log_group}, past hour)"]
     if not decisions:
         lines.append("  none logged")
+    if last_change is not None:
+        lines.append("  last capacity change:")
+        lines += _decision(last_change)
+        lines.append("  since then:")
     for decision in decisions:
-        trigger = f" [{decision['trigger']}]" if decision["trigger"] else ""
-        lines.append(f"  {decision['at']}{trigger} {decision['summary']}")
-        lines += [f"    - {reason}" for reason in decision["reasons"]]
+        lines += _decision(decision)
     return lines
+
+
+def _decision(decision: dict[str, Any]) -> list[str]:
+    trigger = f" [{decision['trigger']}]" if decision["trigger"] else ""
+    return [
+        f"  {decision['at']}{trigger} {decision['summary']}",
+        *(f"    - {reason}" for reason in decision["reasons"]),
+    ]
 
 
 def _counts(counts: dict[str, int]) -> str:

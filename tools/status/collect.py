@@ -71,6 +71,7 @@ class Snapshot:
     group: dict[str, Any] | None = None
     warm_pool: dict[str, Any] | None = None
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    last_change: dict[str, Any] | None = None
     scaler_log_group: str = ""
     alarms: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -191,7 +192,8 @@ def _warm_pool(autoscaling: Any, stack: FleetStack, snapshot: Snapshot) -> None:
 
 
 def _decisions(logs: Any, stack: FleetStack, snapshot: Snapshot, now: float) -> None:
-    """The last evaluations the scaler logged in the past hour, oldest first."""
+    """The last evaluations the scaler logged in the past hour, oldest first, and the last one
+    that changed capacity (scale out or drain) when it is older than those."""
     request = {
         "logGroupName": stack.scaler_log_group,
         "startTime": int((now - DECISION_LOOKBACK_S) * 1000),
@@ -209,6 +211,9 @@ def _decisions(logs: Any, stack: FleetStack, snapshot: Snapshot, now: float) -> 
         request["nextToken"] = page["nextToken"]
     found.sort(key=lambda decision: decision["at"])
     snapshot.decisions = found[-LAST_DECISIONS:]
+    changes = [decision for decision in found if decision["capacity_change"]]
+    if changes and changes[-1] not in snapshot.decisions:
+        snapshot.last_change = changes[-1]
 
 
 def _decision(event: dict[str, Any]) -> dict[str, Any] | None:
@@ -223,6 +228,7 @@ def _decision(event: dict[str, Any]) -> dict[str, Any] | None:
         "trigger": line.get("trigger", ""),
         "summary": str(line.get("message", "")),
         "desired_capacity": line["decision"].get("desired_capacity"),
+        "capacity_change": line["decision"].get("capacity_change") or 0,
         "reasons": [str(reason) for reason in line.get("reasons", [])],
     }
 
