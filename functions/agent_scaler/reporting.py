@@ -4,8 +4,11 @@ Metrics go to CloudWatch as Embedded Metric Format on stdout (Powertools Metrics
 PutMetricData on the hot path), namespace ``Buildkite`` (``POWERTOOLS_METRICS_NAMESPACE``),
 dimensions ``Org`` and ``Queue`` only (the reference stack's, so existing dashboards and alarms
 keep working): ScheduledJobsCount, RunningJobsCount, WaitingJobsCount, IdleAgentsCount,
-BusyAgentsCount, DesiredCapacity (after the decision) and ScalingDecision (the signed change of
-desired capacity: + instances added, - instances drained, 0 none). Flushed once per evaluation.
+BusyAgentsCount, DesiredCapacity (after the decision), ScalingDecision (the signed change of
+desired capacity: + instances added, - instances drained, 0 none), ScalerEvaluations (1: the
+heartbeat the "scaler stalled" alarm watches) and ScheduledJobsAtMaxSize (the scheduled jobs when
+desired capacity is at the group's MaxSize after the decision, else 0: the "capacity capped"
+alarm). Flushed once per evaluation.
 """
 
 from __future__ import annotations
@@ -99,9 +102,19 @@ def emit_metrics(observation: Observation, decision: Decision, queue: str) -> No
         ("BusyAgentsCount", metrics.busy_agents),
         ("DesiredCapacity", new_desired),
         ("ScalingDecision", decision.capacity_change(current)),
+        ("ScalerEvaluations", 1),
+        (
+            "ScheduledJobsAtMaxSize",
+            _jobs_at_max_size(metrics.scheduled_jobs, new_desired, observation),
+        ),
     ):
         emf.add_metric(name=name, unit=MetricUnit.Count, value=value)
     emf.flush_metrics(raise_on_empty_metrics=True)
+
+
+def _jobs_at_max_size(scheduled_jobs: int, new_desired: int, observation: Observation) -> int:
+    """Jobs waiting for an agent while the group cannot grow (desired at MaxSize), else 0."""
+    return scheduled_jobs if new_desired >= observation.group.max_size else 0
 
 
 def _time(epoch_s: float | None) -> str | None:

@@ -300,3 +300,26 @@ def test_the_endpoints_close_both_ports_when_the_demo_leaves_them_on_an_error() 
         _use_then_interrupt(urls)
     assert len(urls) == 2
     assert all(port_is_closed(url) for url in urls)
+
+
+def test_the_demo_ends_with_the_status_of_its_fleet(demo_run: DemoRun) -> None:
+    before, marker, status = demo_run.stdout.partition(
+        "python -m tools.status --stack buildkite-demo-fleet --region us-east-1 (against moto):"
+    )
+    assert marker, f"no status screen:\n{demo_run.stdout}"
+    assert "Summary (" in before
+    # The monitoring stack's alarms exist (moto leaves them to the demo) and none fires.
+    assert "Alarms     none in ALARM (of 5)" in status
+    assert "Queue      default (organization " in status
+    assert "jobs     scheduled 0  running 0  waiting 0" in status
+    assert f"Group      {demo_run.record['group_name']}" in status
+    assert "capacity desired 0  min 0  max 6" in status
+    assert "MaxSize 6" in status
+    # The scaler's decisions, read back from its log group.
+    assert "last decisions (/aws/lambda/buildkite-demo-agent-scaler, past hour)" in status
+    assert "Scaling evaluation for queue 'default'" in status
+    assert "Could not read" not in status
+    gaps = {(gap["stack"], gap["logical_id"]): gap for gap in demo_run.record["gaps"]}
+    assert gaps[("monitoring", "ScalerStalledAlarm")]["equivalent"].startswith(
+        "PutMetricAlarm buildkite-demo-scaler-stalled"
+    )

@@ -53,6 +53,7 @@ def test_the_shell_scripts_are_all_found():
         "packer/conf/bin/bk-check-disk-space",
         "packer/conf/bin/bk-docker-prune",
         "packer/conf/bin/bk-fetch",
+        "packer/conf/bin/bk-telemetry",
         "packer/conf/buildkite-agent/hooks/environment",
         "packer/conf/buildkite-agent/hooks/pre-command",
         "packer/conf/buildkite-agent/hooks/pre-exit",
@@ -81,7 +82,7 @@ def test_shellcheck_is_clean():
 
 def test_bats_suites_exist():
     names = {path.name for path in BATS_FILES}
-    assert {"boot.bats", "terminate.bats", "lifecycle.bats", "disk.bats"} <= names
+    assert {"boot.bats", "terminate.bats", "lifecycle.bats", "disk.bats", "telemetry.bats"} <= names
 
 
 @pytest.mark.parametrize("suite", BATS_FILES, ids=lambda path: path.name)

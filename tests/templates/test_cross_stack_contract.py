@@ -51,8 +51,8 @@ def children(root_template):
     return nested_applications(root_template)
 
 
-def test_root_has_the_three_nested_stacks(children):
-    assert set(children) == {"Network", "Storage", "Fleet"}
+def test_root_has_the_four_nested_stacks(children):
+    assert set(children) == {"Network", "Storage", "Fleet", "Monitoring"}
 
 
 def test_every_passed_parameter_exists_in_the_child(children):

@@ -158,9 +158,27 @@ def test_scale_out_sets_desired_capacity_remembers_it_and_reports(
         "BusyAgentsCount",
         "DesiredCapacity",
         "ScalingDecision",
+        "ScalerEvaluations",
+        "ScheduledJobsAtMaxSize",
     }
     values = (emf["ScheduledJobsCount"], emf["DesiredCapacity"], emf["ScalingDecision"])
     assert values == ([4.0], [4.0], [4.0])
+    # The heartbeat counts the evaluation; MaxSize 10 was not reached, so nothing is capped.
+    assert (emf["ScalerEvaluations"], emf["ScheduledJobsAtMaxSize"]) == ([1.0], [0.0])
+
+
+def test_jobs_waiting_while_the_group_is_at_max_size_are_reported(
+    aws: dict[str, Any], log_output: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 14 jobs need 14 instances; MaxSize is 10: the scaler goes to 10 and reports all 14 jobs
+    # as waiting at MaxSize (the "capacity capped" alarm's metric).
+    scaler = make_scaler(aws, FakeMetrics({"scheduled": 14}), log_output)
+    scaler.evaluate()
+
+    assert describe(aws)["DesiredCapacity"] == 10
+    (emf,) = emf_documents(capsys.readouterr().out)
+    assert emf["ScheduledJobsAtMaxSize"] == [14.0]
+    assert emf["ScalerEvaluations"] == [1.0]
 
 
 def test_repeated_evaluations_while_instances_boot_change_nothing(

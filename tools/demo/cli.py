@@ -4,14 +4,15 @@
         [--duration 1200] [--agents-per-instance 1] [--max-size 6] [--keep-running] ...
 
 What happens: moto (AWS) and the Buildkite agent API emulator start on 127.0.0.1 ports the OS
-picks; nested/network.yaml, nested/storage.yaml and nested/fleet.yaml are created in moto's
-CloudFormation (the demo names each resource moto cannot create and what it created instead);
-then the workload is replayed on a virtual clock: jobs enter the emulator's queue, the real
-agent_scaler code is invoked every virtual minute, instances that moto reports InService connect
-their agents after a boot delay, agents run jobs, idle out after ScaleInIdlePeriod and terminate
-their instance through the Auto Scaling API. A live table shows the fleet; the end shows a
-summary and the path of a timeline PNG. Times (durations, boot delay, idle period) are virtual
-seconds; --speed says how many pass per wall-clock second.
+picks; nested/network.yaml, nested/storage.yaml, nested/fleet.yaml and nested/monitoring.yaml
+are created in moto's CloudFormation (the demo names each resource moto cannot create and what
+it created instead); then the workload is replayed on a virtual clock: jobs enter the
+emulator's queue, the real agent_scaler code is invoked every virtual minute, instances that moto
+reports InService connect their agents after a boot delay, agents run jobs, idle out after
+ScaleInIdlePeriod and terminate their instance through the Auto Scaling API. A live table shows
+the fleet; the end shows a summary, the path of a timeline PNG and the status screen
+(``tools.status``). Times (durations, boot delay, idle period) are virtual seconds; --speed says
+how many pass per wall-clock second.
 
 Exit status: 0 when every job finished and none was interrupted; 1 when not (or a step failed,
 with the reason); 2 for bad options; 130 on Ctrl-C. Both servers stop on every exit path. The
@@ -31,7 +32,7 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import quote
 
-from tools.demo.endpoints import Endpoints, running_endpoints
+from tools.demo.endpoints import AWS_REGION, Endpoints, running_endpoints
 from tools.demo.fleet import EmulatedFleet
 from tools.demo.replay import (
     Replay,
@@ -48,9 +49,12 @@ from tools.demo.report import (
     terminal_width,
     write_json_summary,
 )
+from tools.demo.scaler_log import ship_scaler_log
 from tools.demo.stacks import Deployment, DeploymentError, FleetParameters, deploy
 from tools.demo.workload import BUILT_IN, load_workload
 from tools.simulate.traces import TraceJob
+from tools.status.cli import screen
+from tools.status.collect import collect, find_stack
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -70,6 +74,8 @@ what it does:
      the emulator; instances boot, run jobs, idle out and terminate themselves
   4. prints a live table, a summary and the timeline PNG's path (in --output-dir, with the
      scaler's log and its environment as env.json)
+  5. ends with python -m tools.status for the demo's fleet stack (the scaler's log shipped to
+     its log group in moto, the monitoring stack's alarms)
 
 exit status: 0 every job finished and none was interrupted; 1 otherwise or on a failure (the
 reason is printed); 2 bad options; 130 Ctrl-C. Both servers stop on every exit path.
@@ -260,6 +266,7 @@ def _run(args: argparse.Namespace, jobs: list[TraceJob]) -> int:
                 f"  note        the replay stopped at --duration {args.duration:g} s before the "
                 "group was back to 0"
             )
+        _print_status(args, endpoints, output_dir / "scaler.log")
         if args.keep_running:
             _keep_running(endpoints, deployment, output_dir, args.queue)
     if not summary.succeeded:
@@ -334,6 +341,19 @@ def _replay(
             return replay.run(args.duration), fleet
     finally:
         (output_dir / "instances.log").write_text("\n".join(events) + "\n", encoding="utf-8")
+
+
+def _print_status(args: argparse.Namespace, endpoints: Endpoints, scaler_log: Path) -> None:
+    """End with what an operator would run first: tools.status for the demo's fleet stack."""
+    stack_name = f"{args.stack_name}-fleet"
+    stack = find_stack(endpoints.client("cloudformation"), stack_name)
+    with scaler_log.open(encoding="utf-8") as lines:
+        ship_scaler_log(endpoints.client("logs"), stack.scaler_log_group, lines)
+    _say()
+    _say(f"python -m tools.status --stack {stack_name} --region {AWS_REGION} (against moto):")
+    snapshot = collect(endpoints.client, stack_name, AWS_REGION, now=time.time())
+    for line in screen(snapshot):
+        _say(f"  {line}")
 
 
 def _scaler_environment(

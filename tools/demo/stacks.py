@@ -1,7 +1,8 @@
 """The project's nested templates, created in moto's CloudFormation, and what moto leaves out.
 
-Each of ``nested/network.yaml``, ``nested/storage.yaml`` and ``nested/fleet.yaml`` is sent to
-moto's CreateStack with demo parameters. Two things are done to the body first, and reported:
+Each of ``nested/network.yaml``, ``nested/storage.yaml``, ``nested/fleet.yaml`` and
+``nested/monitoring.yaml`` is sent to moto's CreateStack with demo parameters. Two things are
+done to the body first, and reported:
 
 - Its conditions are evaluated locally (``tools.cfn_template.render``) and the template sent is
   the one CloudFormation would act on for these parameters: only the resources whose condition
@@ -75,7 +76,7 @@ class DeployedStack:
 
 @dataclass
 class Deployment:
-    """The three stacks and every gap that was filled by API calls instead."""
+    """The nested stacks and every gap that was filled by API calls instead."""
 
     stacks: list[DeployedStack] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
@@ -114,7 +115,7 @@ def deploy(
     token: str | None,
     log: Callable[[str], None],
 ) -> Deployment:
-    """Create network, storage and fleet in moto; fill each gap; return what was created.
+    """Create network, storage, fleet and monitoring in moto; fill each gap; return them.
 
     ``token``: put at ``/<ParentStackName>/buildkite/agent-token``; None when
     ``parameters.token_parameter`` names a SecureString the caller created.
@@ -154,7 +155,7 @@ def deploy(
     log(f"  {_describe(token_gap)}")
     deployment.gaps.append(token_gap)
 
-    _create(
+    fleet = _create(
         clients,
         deployment,
         "fleet",
@@ -162,6 +163,15 @@ def deploy(
         _fleet_parameters(parameters, network, storage),
         log,
     )
+
+    monitoring_parameters = {
+        "ParentStackName": prefix,
+        "BuildkiteQueue": parameters.queue,
+        # The root's scheduled scaler function; the demo runs its code in process instead.
+        "AgentScalerFunctionName": f"{prefix}-agent-scaler",
+        "AutoScalingGroupName": fleet.outputs["AutoScalingGroupName"],
+    }
+    _create(clients, deployment, "monitoring", f"{prefix}-monitoring", monitoring_parameters, log)
     return deployment
 
 
@@ -382,6 +392,9 @@ def _fill_gap(
             Bucket=properties["Bucket"], Policy=json.dumps(properties["PolicyDocument"])
         )
         return f"PutBucketPolicy on {properties['Bucket']} with the template's policy document"
+    if resource_type == "AWS::CloudWatch::Alarm":
+        clients("cloudwatch").put_metric_alarm(**_alarm_request(properties))
+        return f"PutMetricAlarm {properties['AlarmName']} with the template's properties"
     if logical_id == "AzRebalancingSuspender":
         group = properties["AutoScalingGroupName"]
         suspend_az_rebalancing(clients("autoscaling"), group)
@@ -392,6 +405,21 @@ def _fill_gap(
     if logical_id == "StopBuildkiteAgents":
         return "nothing: on Create the stop_buildkite_agents function only records the group"
     return "not needed by the demo: nothing created instead"
+
+
+def _alarm_request(properties: Mapping[str, Any]) -> dict[str, Any]:
+    """PutMetricAlarm's arguments from an alarm's resolved properties (numbers typed)."""
+    request = dict(properties)
+    for name in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+        if name in request:
+            request[name] = int(request[name])
+    request["Threshold"] = float(request["Threshold"])
+    if "Metrics" in request:
+        request["Metrics"] = [
+            {**query, **({"Period": int(query["Period"])} if "Period" in query else {})}
+            for query in request["Metrics"]
+        ]
+    return request
 
 
 def _lifecycle_hooks(

@@ -43,6 +43,7 @@ on_error() {
   set +e
   bk_log "boot failed at line $line with exit code $exit_code"
   printf 'Failed\n' >"$BK_STATUS_FILE"
+  bk-telemetry boot-failed || true
   if [[ -z "$instance_id" ]]; then
     instance_id="$(bk_imds instance-id)"
   fi
@@ -392,6 +393,7 @@ main() {
   else
     systemctl enable --now "$BK_AGENT_UNIT"
     bk_log "started the agent"
+    bk-telemetry boot-completed || true
   fi
 
   signal_cloudformation 0
