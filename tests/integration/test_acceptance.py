@@ -131,6 +131,10 @@ def created_and_left(emulated: EmulatedBackends) -> list[str]:
         )["Reservations"]
         for instance in reservation["Instances"]
     ]
+    left += [
+        f"alarm {alarm['AlarmName']}"
+        for alarm in client("cloudwatch").describe_alarms()["MetricAlarms"]
+    ]
     left += [f"pipeline {slug}" for slug in emulated.endpoints.emulator.control.rest_pipelines()]
     return left
 

@@ -56,7 +56,7 @@ TICK_S = 10.0
 BOOT_DELAY_S = 40.0
 ORGANIZATION = "acme"
 LOG_STREAM = "emulated"
-NESTED_STACKS = ("fleet", "storage", "network")
+NESTED_STACKS = ("monitoring", "fleet", "storage", "network")
 
 
 def cached_clients(endpoints: Endpoints) -> Callable[[str], Any]:
@@ -359,10 +359,26 @@ class EmulatedDeployer:
                     raise
                 self._delete_route_tables(self._deployment.stack("network").outputs["VpcId"])
                 cloudformation.delete_stack(StackName=name)
+        # The demo put the monitoring stack's alarms through PutMetricAlarm (a gap moto leaves);
+        # deleting the stack on AWS deletes them.
+        alarms = self._alarm_names()
+        if alarms:
+            self._clients("cloudwatch").delete_alarms(AlarmNames=alarms)
         if self._log_group is not None:
             logs = self._clients("logs")
             if logs.describe_log_groups(logGroupNamePrefix=self._log_group)["logGroups"]:
                 logs.delete_log_group(logGroupName=self._log_group)
+
+    def _alarm_names(self) -> list[str]:
+        """The alarms of this run's stack (the monitoring stack names them <stack>-<what>)."""
+        assert self._parameters is not None
+        prefix = f"{self._parameters.parent_stack_name}-"
+        pages = (
+            self._clients("cloudwatch")
+            .get_paginator("describe_alarms")
+            .paginate(AlarmNamePrefix=prefix)
+        )
+        return [alarm["AlarmName"] for page in pages for alarm in page["MetricAlarms"]]
 
     def _delete_route_tables(self, vpc_id: str) -> None:
         """moto cannot delete a template's route table, so it cannot delete the VPC either;
@@ -399,6 +415,7 @@ class EmulatedDeployer:
             ]
             if any(group["logGroupName"] == self._log_group for group in groups):
                 found.append(f"log group {self._log_group}")
+        found += [f"alarm {name}" for name in self._alarm_names()]
         return found
 
 
