@@ -39,6 +39,11 @@ def autoscaling() -> BaseClient:
     return _client("autoscaling", *_location())
 
 
+def dynamodb() -> BaseClient:
+    """The DynamoDB client."""
+    return _client("dynamodb", *_location())
+
+
 def ec2() -> BaseClient:
     """The EC2 client."""
     return _client("ec2", *_location())
