@@ -22,9 +22,11 @@ FLEET = ROOT / "nested" / "fleet.yaml"
 BOOT_SETTINGS = ROOT / "packer" / "boot-settings.txt"
 BOOT_SCRIPT = "/usr/local/bin/bk-install-elastic-stack.sh"
 
+ROOT_STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/buildkite/0f1e2d3c"
 TOKEN_ARN = "arn:aws:ssm:us-east-1:123456789012:parameter/test-stack/buildkite/agent-token"
 WIRED = {
     "ParentStackName": "buildkite",
+    "ParentStackId": ROOT_STACK_ID,
     "AzRebalancingSuspenderFunctionArn": (
         "arn:aws:lambda:us-east-1:123456789012:function:buildkite-AzRebalancingSuspender"
     ),
@@ -278,6 +280,8 @@ def test_group_tags_carry_queue_and_agents_per_instance(fleet):
     group_tags = tags(group(stack)["Tags"], stack)
     assert group_tags["BuildkiteQueue"] == "deploys"
     assert group_tags["BuildkiteAgentsPerInstance"] == "4"
+    # The root's custom-resource functions may change only groups with this tag.
+    assert group_tags["BuildkiteStackId"] == ROOT_STACK_ID
     assert "CreatedBy" not in group_tags
 
 
@@ -471,7 +475,11 @@ def test_buckets_grant_read_for_secrets_and_read_write_for_artifacts(fleet):
     assert actions(by_sid["SecretsBucketRead"]) == {"s3:GetObject"}
     assert by_sid["SecretsBucketRead"]["Resource"] == "arn:aws:s3:::my-secrets/*"
     assert by_sid["SecretsBucketList"]["Resource"] == "arn:aws:s3:::my-secrets"
-    assert "s3:PutObject" in actions(by_sid["ArtifactsReadWrite"])
+    assert actions(by_sid["ArtifactsReadWrite"]) == {
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:PutObject",
+    }  # no s3:PutObjectAcl: the agent uploads private objects
     assert by_sid["ArtifactsReadWrite"]["Resource"] == "arn:aws:s3:::my-artifacts/*"
     off = statements(rendered(fleet, SecretsBucketName="my-secrets", EnableSecretsPlugin="false"))
     assert "SecretsBucketRead" not in off

@@ -16,6 +16,7 @@ import pytest
 
 from tools.cfn_template import load_template
 from tools.testing.aws_calls import AwsCall, AwsCallRecorder
+from tools.testing.iam import Request, allows
 from tools.testing.iam_contract import (
     REPOSITORY,
     ContractStack,
@@ -120,3 +121,42 @@ def test_a_recorded_call_the_role_does_not_allow_is_found() -> None:
 def test_a_function_without_recorded_calls_is_named() -> None:
     stack = ContractStack.from_template(PUSH_TRIGGER)
     assert len(functions_without_calls(stack, [])) == 5
+
+
+# --- the custom resources' roles reach this stack's group only (defect 14) ---------------------
+OTHER_STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/ci-prod/9a8b7c6d"
+GROUP_ROLES = [
+    ("AzRebalancingSuspenderRole", "autoscaling:SuspendProcesses"),
+    ("StopBuildkiteAgentsRole", "autoscaling:UpdateAutoScalingGroup"),
+]
+
+
+def group_arn(name: str) -> str:
+    return (
+        "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:"
+        f"1a2b3c4d-0000-4000-8000-00000000000f:autoScalingGroupName/{name}"
+    )
+
+
+@pytest.mark.parametrize(("role", "action"), GROUP_ROLES)
+def test_custom_resource_roles_reach_this_stacks_group(role: str, action: str) -> None:
+    stack = ContractStack.from_template(PUSH_TRIGGER)
+    context = {f"autoscaling:ResourceTag/{k}": v for k, v in stack.group_tags.items()}
+    request = Request(action, stack.group_arn, context)
+    assert allows(stack.role_policies(role), request)
+    # A replaced group of this stack has another name, and the same tags.
+    replaced = Request(action, group_arn("ci-Fleet-1EXAMPLE-AgentAutoScaleGroup-OLD"), context)
+    assert allows(stack.role_policies(role), replaced)
+
+
+@pytest.mark.parametrize(("role", "action"), GROUP_ROLES)
+def test_custom_resource_roles_cannot_touch_another_stacks_group(role: str, action: str) -> None:
+    """Stack "ci" must not reach the group of stack "ci-prod" (its name starts with "ci-")."""
+    stack = ContractStack.from_template(PUSH_TRIGGER)
+    other = ContractStack.from_template(PUSH_TRIGGER, stack_name="ci-prod", stack_id=OTHER_STACK_ID)
+    other_tags = {f"autoscaling:ResourceTag/{k}": v for k, v in other.group_tags.items()}
+    policies = stack.role_policies(role)
+
+    assert not allows(policies, Request(action, other.group_arn, other_tags))
+    untagged = group_arn("ci-something-else")
+    assert not allows(policies, Request(action, untagged, {}))

@@ -142,6 +142,8 @@ def deploy(
 
     fleet_parameters = {
         "ParentStackName": prefix,
+        # The root stack's id in a real deployment; the demo has no root stack.
+        "ParentStackId": f"arn:aws:cloudformation:us-east-1:123456789012:stack/{prefix}/demo",
         "AzRebalancingSuspenderFunctionArn": FUNCTION_ARN.format(name=f"{prefix}-az-rebalancing"),
         "StopBuildkiteAgentsFunctionArn": FUNCTION_ARN.format(name=f"{prefix}-stop-agents"),
         "Subnets": network.outputs["Subnets"],
