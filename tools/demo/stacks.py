@@ -151,6 +151,8 @@ def deploy(
         "AgentTokenParameterPath": storage.outputs["AgentTokenParameterPath"],
         "AgentTokenParameterArn": storage.outputs["AgentTokenParameterArn"],
         "SecretsBucketName": storage.outputs["SecretsBucketName"],
+        "InstanceLogGroupPrefix": storage.outputs["InstanceLogGroupPrefix"],
+        "InstanceLogRetentionDays": storage.outputs["InstanceLogRetentionDays"],
         "BuildkiteQueue": parameters.queue,
         "AgentEndpoint": parameters.agent_endpoint,
         "AgentsPerInstance": str(parameters.agents_per_instance),

@@ -51,7 +51,13 @@ setup_fakes() {
     BUILDKITE_PIPELINE_SIGNING_KMS_ACCESS=sign-and-verify
     BUILDKITE_DISK_MIN_FREE_GB=5
     BUILDKITE_DISK_MIN_FREE_INODES=250000
+    BUILDKITE_LOG_GROUP_PREFIX=/buildkite/ci
+    BUILDKITE_LOG_RETENTION_DAYS=30
   )
+  # The AMI's CloudWatch agent configuration, where the boot script finds it.
+  mkdir -p "$ROOT/opt/aws/amazon-cloudwatch-agent/etc"
+  cp "$REPO_ROOT/packer/conf/cloudwatch-agent/buildkite-agent.json" \
+    "$ROOT/opt/aws/amazon-cloudwatch-agent/etc/buildkite-agent.json"
 }
 
 # set_setting NAME=VALUE: replace one of SETTINGS.
