@@ -18,6 +18,7 @@ from tools.cfn_template import load_template
 from tools.testing.aws_calls import AwsCall, AwsCallRecorder
 from tools.testing.iam import Request, allows
 from tools.testing.iam_contract import (
+    PUSH_TRIGGER,
     REPOSITORY,
     ContractStack,
     call_violations,
@@ -25,10 +26,6 @@ from tools.testing.iam_contract import (
     lambda_service_violations,
 )
 
-PUSH_TRIGGER = {
-    "BuildkiteAgentToken": "not-a-real-token",
-    "BuildkiteEventBusName": "aws.partner/buildkite.com/example/0123",
-}
 CONFIGURATIONS = {
     "push trigger": PUSH_TRIGGER,
     "customer managed token key": {

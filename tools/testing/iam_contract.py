@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,12 @@ STACK_ID = (
     f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK_NAME}/"
     "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
 )
+
+# The configuration with every function: the push trigger on.
+PUSH_TRIGGER = {
+    "BuildkiteAgentToken": "not-a-real-token",
+    "BuildkiteEventBusName": "aws.partner/buildkite.com/example/0123",
+}
 
 # What Lambda itself needs from a function's role for each event source it polls.
 EVENT_SOURCE_ACTIONS = {
@@ -236,6 +243,12 @@ class ContractStack:
         if len(found) != 1:
             raise NoResourceRule(f"expected one {resource_type} in the stack, found {found}")
         return self.deployment.attribute(found[0], "Arn")
+
+
+@cache
+def role_policies(role: str) -> tuple[dict[str, Any], ...]:
+    """A role's policy documents as the template gives them (push trigger on), resolved."""
+    return ContractStack.from_template(PUSH_TRIGGER).role_policies(role)
 
 
 def _tags(rendered: Rendered, tags: Iterable[Mapping[str, Any]]) -> dict[str, str]:
