@@ -6,7 +6,8 @@ condition functions (`Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or`, `Condition`) 
 pseudo parameters and the value functions they may contain (`Ref`, `Fn::Join`, `Fn::Select`,
 `Fn::Split`, `Fn::Sub`, `Fn::FindInMap`), and resolves `Fn::If` / `AWS::NoValue` inside
 resources and outputs. Anything that needs a deployed resource (`Fn::GetAtt`, `Ref` to a
-resource) is left as written.
+resource) is left as written, unless `Rendered.evaluate` is given a `Deployed` that says what
+those resolve to (a test's model of one deployment).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import yaml
 
@@ -39,6 +40,18 @@ class TemplateError(ValueError):
 
 class _Unresolved(Exception):
     """A value depends on something only a deployment knows (a resource, an attribute)."""
+
+
+class Deployed(Protocol):
+    """What one deployment's resources resolve to: `Ref` to a resource and `Fn::GetAtt`."""
+
+    def ref(self, logical_id: str) -> Any:
+        """The resource's `Ref` value (its physical id, name or ARN, per its type)."""
+        ...
+
+    def attribute(self, logical_id: str, name: str) -> Any:
+        """The resource's `Fn::GetAtt` attribute `name` (e.g. "Arn", "Outputs.X")."""
+        ...
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -87,13 +100,16 @@ class Rendered:
     outputs: dict[str, dict[str, Any]]
     mappings: dict[str, Any] = field(default_factory=dict)
 
-    def evaluate(self, value: Any) -> Any:
+    def evaluate(self, value: Any, deployed: Deployed | None = None) -> Any:
         """Resolve every intrinsic in `value` that depends only on parameters.
 
-        Raises TemplateError when something needs a deployed resource.
+        With `deployed`, `Ref` to a resource and `Fn::GetAtt` resolve through it; without,
+        raises TemplateError when something needs a deployed resource.
         """
+        evaluator = _Evaluator(self.parameters, self.conditions, self.mappings)
+        evaluator.deployed = deployed
         try:
-            return _Evaluator(self.parameters, self.conditions, self.mappings).value(value)
+            return evaluator.value(value)
         except _Unresolved as exc:
             raise TemplateError(f"cannot resolve without a deployment: {exc}") from None
 
@@ -191,6 +207,7 @@ class _Evaluator:
         self.conditions = dict(conditions)
         self.mappings = mappings
         self.condition_bodies = condition_bodies or {}
+        self.deployed: Deployed | None = None
         self._evaluating: set[str] = set()
 
     # Conditions -------------------------------------------------------------------------
@@ -272,7 +289,15 @@ class _Evaluator:
     def _ref(self, name: str) -> Any:
         if name in self.parameters:
             return self.parameters[name]
+        if self.deployed is not None:
+            return self.deployed.ref(name)
         raise _Unresolved(f"Ref {name}")
+
+    def _get_att(self, argument: list[Any]) -> Any:
+        if self.deployed is None:
+            raise _Unresolved("Fn::GetAtt")
+        logical_id, name = argument
+        return self.deployed.attribute(logical_id, str(self.value(name)))
 
     def _join(self, argument: list[Any]) -> str:
         delimiter, items = argument
@@ -304,7 +329,10 @@ class _Evaluator:
             if name in local:
                 return str(local[name])
             if "." in name:
-                raise _Unresolved(f"Fn::Sub ${{{name}}}")
+                if self.deployed is None:
+                    raise _Unresolved(f"Fn::Sub ${{{name}}}")
+                logical_id, attribute = name.split(".", 1)
+                return str(self.deployed.attribute(logical_id, attribute))
             resolved = self._ref(name)
             return ",".join(resolved) if isinstance(resolved, list) else str(resolved)
 
@@ -323,6 +351,7 @@ class _Evaluator:
 
     _functions: ClassVar[dict[str, Any]] = {
         "Ref": _ref,
+        "Fn::GetAtt": _get_att,
         "Fn::Join": _join,
         "Fn::Select": _select,
         "Fn::Split": _split,

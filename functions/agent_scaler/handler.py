@@ -1,8 +1,9 @@
 """Lambda entry points of the agent scaler; both share one evaluation core.
 
-- ``lambda_handler``: the EventBridge schedule (every minute; reserved concurrency 1). Evaluates
-  every max(PollInterval, the API's poll-duration header) seconds for about 50 s (see
-  ``poll_loop``).
+- ``lambda_handler``: the EventBridge schedule (every minute). Evaluates every
+  max(PollInterval, the API's poll-duration header) seconds for about 50 s (see ``poll_loop``),
+  holding the schedule lease (see ``lease``): an invocation that finds the previous one still
+  evaluating changes nothing and says so.
 - ``push_handler``: an SQS batch of Buildkite "Job Scheduled" events (partner event bus rule ->
   SQS -> this function, with a batching window, so a burst of N events costs O(1)
   evaluations). Evaluates once per batch that holds an event for this queue, and only ever
@@ -29,6 +30,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agent_scaler.config import Settings, settings_from_env
 from agent_scaler.evaluation import Scaler
+from agent_scaler.lease import LeaseState, ScheduleLease
 from agent_scaler.poll_loop import run_poll_loop
 from agent_scaler.push_events import sort_batch
 from agent_scaler.queue_metrics import QueueMetricsReader
@@ -38,6 +40,7 @@ SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "agent-scaler"
 # clients' timeouts and adaptive retries) and reporting.
 AWS_CALLS_BUDGET_S = 15.0
 MAX_LOGGED_JOB_IDS = 20
+LEASE_TABLE_VARIABLE = "SCALER_LEASE_TABLE"
 
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
@@ -46,8 +49,19 @@ tracer = Tracer(service=SERVICE)
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """The scheduled entry point: evaluate repeatedly for about 50 s."""
-    return run_scheduled(event, context, clock=time.monotonic, sleep=time.sleep)
+    """The scheduled entry point: evaluate repeatedly for about 50 s, one invocation at a time."""
+    lease = _schedule_lease()
+    if lease is None:
+        return run_scheduled(event, context, clock=time.monotonic, sleep=time.sleep)
+    with _failing_loudly():
+        deadline = time.time() + context.get_remaining_time_in_millis() / 1000
+        other = lease.acquire(context.aws_request_id, deadline)
+    if other is not None:
+        return _skipped(other)
+    try:
+        return run_scheduled(event, context, clock=time.monotonic, sleep=time.sleep)
+    finally:
+        _release(lease, context.aws_request_id)
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
@@ -109,6 +123,38 @@ def run_scheduled(
             sleep=sleep,
         )
         return {"evaluations": result.evaluations}
+
+
+def _schedule_lease() -> ScheduleLease | None:
+    table = os.environ.get(LEASE_TABLE_VARIABLE, "").strip()
+    if not table:
+        logger.warning(
+            f"{LEASE_TABLE_VARIABLE} is not set: nothing keeps this invocation from overlapping "
+            "another (the stack always sets it; only local runs leave it out)"
+        )
+        return None
+    return ScheduleLease(aws_clients.dynamodb(), table)
+
+
+def _skipped(other: LeaseState) -> dict[str, Any]:
+    until = time.strftime("%H:%M:%S", time.gmtime(other.expires_at))
+    logger.info(
+        f"Skipped: invocation {other.holder} is still evaluating (its lease runs until "
+        f"{until} UTC); this one changes nothing",
+        extra={"lease_holder": other.holder, "lease_expires_at": other.expires_at},
+    )
+    return {"evaluations": 0, "skipped": "another invocation holds the schedule lease"}
+
+
+def _release(lease: ScheduleLease, holder: str) -> None:
+    try:
+        released = lease.release(holder)
+    except Exception as exc:
+        # Not fatal: the lease expires at this invocation's deadline anyway.
+        logger.warning(f"Could not release the schedule lease ({type(exc).__name__}): {exc}")
+        return
+    if not released:
+        logger.warning("The schedule lease was no longer ours when this invocation ended")
 
 
 def _scaler(settings: Settings) -> Scaler:

@@ -1,9 +1,14 @@
 """The agent scaler end to end over real HTTP: moto in server mode and the Buildkite emulator.
 
 Each test starts moto on a free 127.0.0.1 port (an Auto Scaling group built from a launch
-template, with scale-in protection and a terminating lifecycle hook, and the agent token as an
-SSM SecureString) next to the emulator, and invokes the real handlers through
-``tools.invoke_scaler`` the way the local demo does.
+template, with scale-in protection and a terminating lifecycle hook, the agent token as an
+SSM SecureString, and the schedule lease table) next to the emulator, and invokes the real
+handlers through ``tools.invoke_scaler`` the way the local demo does.
+
+moto checks IAM here: each handler runs as a principal holding the policy the template gives
+its role (AgentScalerRole for the schedule, AgentScalerPushRole for the push trigger), so a call
+its role lacks fails the scenario. moto checks the actions only; the IAM contract test
+(tests/templates/test_iam_contract.py) checks their resources and conditions.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 import boto3
 import pytest
 from agent_scaler import handler
-from agent_scaler.group import GroupNotFoundError
+from agent_scaler.group import GroupNotFoundError, ScalingActionError
 from agent_scaler.queue_metrics import TokenError
 from buildkite_api import AuthenticationError, ServerError
 from moto.server import ThreadedMotoServer
@@ -30,6 +35,8 @@ from moto.server import ThreadedMotoServer
 from tools.buildkite_emulator import BuildkiteEmulator
 from tools.invoke_scaler import LocalContext, environment, invoke, main
 from tools.testing.autoscaling import create_group
+from tools.testing.iam_contract import role_policies
+from tools.testing.moto_iam import administrator, enforcing_iam, principal_with
 
 pytestmark = pytest.mark.integration
 
@@ -37,6 +44,7 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 REGION = "us-east-1"
 GROUP = "buildkite-agents"
 QUEUE = "default"
+LEASE_TABLE = "buildkite-scaler-lease"
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +84,9 @@ class Fleet:
     autoscaling: Any
     ssm: Any
     token_parameter: str
-    env: dict[str, str]
+    env: dict[str, str]  # the scheduled function's, as AgentScalerRole
+    push_env: dict[str, str]  # the push function's, as AgentScalerPushRole
+    iam: Any  # as an administrator
 
     def desired(self) -> int:
         return self._group()["DesiredCapacity"]
@@ -107,11 +117,23 @@ def _test_session() -> boto3.session.Session:
 
 
 @pytest.fixture
-def fleet(moto_endpoint: str, buildkite_emulator: BuildkiteEmulator) -> Fleet:
-    session = _test_session()
+def fleet(moto_endpoint: str, buildkite_emulator: BuildkiteEmulator) -> Iterator[Fleet]:
+    iam = _test_session().client("iam", endpoint_url=moto_endpoint)
+    admin = administrator(iam)
+    session = boto3.session.Session(
+        aws_access_key_id=admin["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=admin["AWS_SECRET_ACCESS_KEY"],
+        region_name=REGION,
+    )
     ec2 = session.client("ec2", endpoint_url=moto_endpoint)
     autoscaling = session.client("autoscaling", endpoint_url=moto_endpoint)
     ssm = session.client("ssm", endpoint_url=moto_endpoint)
+    session.client("dynamodb", endpoint_url=moto_endpoint).create_table(
+        TableName=LEASE_TABLE,
+        AttributeDefinitions=[{"AttributeName": "lease", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "lease", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     create_group(
         autoscaling,
         GROUP,
@@ -132,11 +154,9 @@ def fleet(moto_endpoint: str, buildkite_emulator: BuildkiteEmulator) -> Fleet:
     # process (like a Lambda container), and the moto server is shared by the module.
     token_parameter = f"/buildkite/agent-token-{secrets.token_hex(4)}"
     ssm.put_parameter(Name=token_parameter, Value=buildkite_emulator.token, Type="SecureString")
-    env = {
+    common = {
         "AWS_ENDPOINT_URL": moto_endpoint,
         "AWS_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
         "BUILDKITE_QUEUE": QUEUE,
         "BUILDKITE_AGENT_ENDPOINT": buildkite_emulator.url,
         "BUILDKITE_AGENT_TOKEN_PARAMETER": token_parameter,
@@ -144,7 +164,26 @@ def fleet(moto_endpoint: str, buildkite_emulator: BuildkiteEmulator) -> Fleet:
         "MIN_SIZE": "0",
         "MAX_SIZE": "10",
     }
-    return Fleet(moto_endpoint, buildkite_emulator, autoscaling, ssm, token_parameter, env)
+    env = {
+        **common,
+        **principal_with(iam, "agent-scaler", role_policies("AgentScalerRole")),
+        "SCALER_LEASE_TABLE": LEASE_TABLE,
+    }
+    push_env = {
+        **common,
+        **principal_with(iam, "agent-scaler-push", role_policies("AgentScalerPushRole")),
+    }
+    with enforcing_iam(moto_endpoint):
+        yield Fleet(
+            moto_endpoint,
+            buildkite_emulator,
+            autoscaling,
+            ssm,
+            token_parameter,
+            env,
+            push_env,
+            session.client("iam", endpoint_url=moto_endpoint),
+        )
 
 
 @pytest.fixture
@@ -251,7 +290,7 @@ def test_push_trigger_scales_out_once_per_batch(fleet: Fleet, scaler_log: io.Str
     fleet.emulator.control.enqueue_jobs(QUEUE, count=2)
     batch = json.loads((EVENTS / "sqs_job_scheduled.json").read_text())
 
-    assert invoke(handler.push_handler, batch, fleet.env) == {"evaluations": 1}
+    assert invoke(handler.push_handler, batch, fleet.push_env) == {"evaluations": 1}
 
     assert fleet.desired() == 2
     assert len(fleet.emulator.control.agent_requests(route="metrics_queue")) == 1
@@ -268,7 +307,7 @@ def test_push_trigger_never_drains(fleet: Fleet) -> None:
     invoke(
         handler.push_handler,
         batch,
-        {**fleet.env, "DISABLE_SCALE_IN": "false", "SCALE_IN_COOLDOWN_PERIOD": "0"},
+        {**fleet.push_env, "DISABLE_SCALE_IN": "false", "SCALE_IN_COOLDOWN_PERIOD": "0"},
     )
 
     assert fleet.instance_ids() == instance_ids
@@ -440,15 +479,50 @@ def test_the_token_never_appears_in_logs_errors_or_output(
     assert new_token not in everything
 
 
+# --- IAM ---------------------------------------------------------------------------------------
+
+
+def without_action(documents: tuple[dict[str, Any], ...], action: str) -> list[dict[str, Any]]:
+    """The policy documents with `action` taken out of every statement."""
+    trimmed = []
+    for document in documents:
+        statements = []
+        for statement in document["Statement"]:
+            listed = statement["Action"]
+            kept = [a for a in ([listed] if isinstance(listed, str) else listed) if a != action]
+            if kept:
+                statements.append({**statement, "Action": kept})
+        trimmed.append({**document, "Statement": statements})
+    return trimmed
+
+
+def test_moto_refuses_a_call_the_role_does_not_allow(fleet: Fleet) -> None:
+    """The scenarios above pass as AgentScalerRole; without one of its actions they would not."""
+    policies = without_action(role_policies("AgentScalerRole"), "autoscaling:SetDesiredCapacity")
+    restricted = principal_with(fleet.iam, "scaler-without-scale-out", policies)
+    fleet.emulator.control.enqueue_jobs(QUEUE, count=2)
+
+    with pytest.raises(ScalingActionError, match="AccessDenied"):
+        evaluate_once(fleet, **restricted)
+
+    assert fleet.desired() == 0
+
+
 # --- the local runner -----------------------------------------------------------------------------
 
 
 def test_local_runner_command_runs_the_handler_once(
-    fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    fleet: Fleet,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     env_file = tmp_path / "env.json"
     function_env = {k: v for k, v in fleet.env.items() if not k.startswith("AWS_")}
     env_file.write_text(json.dumps({"AgentScalerFunction": function_env}))
+    # The caller's own credentials, from the shell (here: the scaler's principal in moto).
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, fleet.env[name])
     fleet.emulator.control.enqueue_jobs(QUEUE, count=2)
 
     status = main(

@@ -63,7 +63,7 @@ $(<"$CFG")"
   assert_success
 
   assert_order \
-    "amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:/opt/aws/amazon-cloudwatch-agent/etc/buildkite-agent.json" \
+    "amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:$ROOT/var/lib/bk-elastic-stack/cloudwatch-agent.json" \
     "aws ssm get-parameter" \
     "systemctl enable --now bk-lifecycle-handler.service" \
     "systemctl start docker.service" \

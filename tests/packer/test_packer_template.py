@@ -14,6 +14,8 @@ from typing import Any
 import hcl2
 import pytest
 
+from tools.cfn_template import load_template, render
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKER_DIR = ROOT / "packer"
 TEMPLATE = PACKER_DIR / "buildkite-agent.pkr.hcl"
@@ -22,16 +24,17 @@ CONF_DIR = PACKER_DIR / "conf"
 SCRIPTS_DIR = PACKER_DIR / "scripts"
 CLOUDWATCH_CONFIG = CONF_DIR / "cloudwatch-agent" / "buildkite-agent.json"
 
+# The boot script (bk-cloudwatch-config) puts the stack's log group prefix in place of this.
 LOG_GROUPS = {
-    "/buildkite/buildkite-agent",
-    "/buildkite/cfn-init",
-    "/buildkite/cloud-init",
-    "/buildkite/cloud-init/output",
-    "/buildkite/docker-daemon",
-    "/buildkite/elastic-stack",
-    "/buildkite/system",
-    "/buildkite/auth",
-    "/buildkite/lifecycled",
+    "{log_group_prefix}/buildkite-agent",
+    "{log_group_prefix}/cfn-init",
+    "{log_group_prefix}/cloud-init",
+    "{log_group_prefix}/cloud-init/output",
+    "{log_group_prefix}/docker-daemon",
+    "{log_group_prefix}/elastic-stack",
+    "{log_group_prefix}/system",
+    "{log_group_prefix}/auth",
+    "{log_group_prefix}/lifecycled",
 }
 RELEASE_ARTIFACTS = (
     "buildkite_agent",
@@ -249,6 +252,26 @@ def test_cloudwatch_config_ships_exactly_the_nine_groups_by_instance():
     paths = [entry["file_path"] for entry in collected]
     assert len(paths) == len(set(paths))
     assert all(path.startswith("/var/log/") for path in paths)
+
+
+def test_the_storage_stack_creates_exactly_the_groups_the_agent_ships_to():
+    """So retention set by the stack covers every shipped log, and no group is left unused."""
+    storage = render(
+        load_template(ROOT / "nested" / "storage.yaml"),
+        {
+            "ParentStackName": "ci",
+            "AgentTokenFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:f",
+            "BuildkiteAgentToken": "t",
+            "EnableEC2LogRetentionPolicy": "true",
+        },
+    )
+    created = {
+        storage.evaluate(group["Properties"]["LogGroupName"])
+        for group in storage.of_type("AWS::Logs::LogGroup").values()
+    }
+    prefix = storage.evaluate(storage.outputs["InstanceLogGroupPrefix"]["Value"])
+    assert prefix == "/buildkite/ci"
+    assert created == {name.replace("{log_group_prefix}", prefix) for name in LOG_GROUPS}
 
 
 def test_log_files_the_scripts_write_are_shipped():

@@ -16,15 +16,19 @@ import pytest
 
 from tools.cfn_template import Rendered, load_template, render
 from tools.gen_fleet_overrides import MAX_INSTANCE_TYPES, regenerate
+from tools.testing.iam import Request, allows
 
 ROOT = Path(__file__).resolve().parents[2]
 FLEET = ROOT / "nested" / "fleet.yaml"
 BOOT_SETTINGS = ROOT / "packer" / "boot-settings.txt"
 BOOT_SCRIPT = "/usr/local/bin/bk-install-elastic-stack.sh"
 
+ROOT_STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/buildkite/0f1e2d3c"
 TOKEN_ARN = "arn:aws:ssm:us-east-1:123456789012:parameter/test-stack/buildkite/agent-token"
 WIRED = {
     "ParentStackName": "buildkite",
+    "ParentStackId": ROOT_STACK_ID,
+    "InstanceLogGroupPrefix": "/buildkite/buildkite",
     "AzRebalancingSuspenderFunctionArn": (
         "arn:aws:lambda:us-east-1:123456789012:function:buildkite-AzRebalancingSuspender"
     ),
@@ -280,6 +284,8 @@ def test_group_tags_carry_queue_and_agents_per_instance(fleet):
     group_tags = tags(group(stack)["Tags"], stack)
     assert group_tags["BuildkiteQueue"] == "deploys"
     assert group_tags["BuildkiteAgentsPerInstance"] == "4"
+    # The root's custom-resource functions may change only groups with this tag.
+    assert group_tags["BuildkiteStackId"] == ROOT_STACK_ID
     assert "CreatedBy" not in group_tags
 
 
@@ -415,12 +421,40 @@ def test_instance_role_is_scoped_to_this_stack(fleet):
     assert by_sid["AgentToken"]["Resource"] == TOKEN_ARN
     assert actions(by_sid["AgentToken"]) == {"ssm:GetParameter"}
     for resource in by_sid["AgentLogs"]["Resource"]:
-        assert ":log-group:/buildkite/*" in resource
+        assert ":log-group:/buildkite/buildkite/*" in resource
     # Only actions that take no resource run on "*"; nothing grants every action.
     unscoped = {sid for sid, s in by_sid.items() if s["Resource"] == "*"}
     assert unscoped == {"SsmAgent", "DescribeOwnInstance", "EcrLogin"}
     assert not any("*" in actions(s) for s in by_sid.values())
     assert not any(a.startswith("ssm:GetParameter") for a in actions(by_sid["SsmAgent"]))
+
+
+# --- instance logs (defect 9) ------------------------------------------------------------------
+def log_group_arn(name: str) -> str:
+    return f"arn:aws:logs:us-east-1:123456789012:log-group:{name}"
+
+
+@pytest.mark.parametrize(("days", "exported_days"), [("none", ""), ("14", "14")])
+def test_instances_ship_to_their_stacks_groups_and_may_create_them(fleet, days, exported_days):
+    """Without CreateLogGroup nothing shipped unless the storage stack had created the groups."""
+    stack = rendered(fleet, InstanceLogRetentionDays=days)
+    policies = [{"Statement": list(statements(stack).values())}]
+    own = log_group_arn("/buildkite/buildkite/buildkite-agent")
+    for action in ("logs:CreateLogGroup", "logs:DescribeLogStreams"):
+        assert allows(policies, Request(action, own)), action
+    for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+        assert allows(policies, Request(action, f"{own}:log-stream:i-0123456789abcdef0")), action
+    # Another stack's groups, and the reference stack's fixed /buildkite/* ones, are not ours.
+    for other in ("/buildkite/buildkite-prod/buildkite-agent", "/buildkite/buildkite-agent"):
+        assert not allows(policies, Request("logs:CreateLogGroup", log_group_arn(other))), other
+        stream = f"{log_group_arn(other)}:log-stream:i-0123456789abcdef0"
+        assert not allows(policies, Request("logs:PutLogEvents", stream)), other
+    retention = Request("logs:PutRetentionPolicy", own)
+    assert allows(policies, retention) is (days != "none")
+
+    environment = dict(exported(user_data(stack)))
+    assert environment["BUILDKITE_LOG_GROUP_PREFIX"] == "/buildkite/buildkite"
+    assert environment["BUILDKITE_LOG_RETENTION_DAYS"] == exported_days
 
 
 def test_token_key_none_means_the_aws_managed_key(fleet):
@@ -473,7 +507,11 @@ def test_buckets_grant_read_for_secrets_and_read_write_for_artifacts(fleet):
     assert actions(by_sid["SecretsBucketRead"]) == {"s3:GetObject"}
     assert by_sid["SecretsBucketRead"]["Resource"] == "arn:aws:s3:::my-secrets/*"
     assert by_sid["SecretsBucketList"]["Resource"] == "arn:aws:s3:::my-secrets"
-    assert "s3:PutObject" in actions(by_sid["ArtifactsReadWrite"])
+    assert actions(by_sid["ArtifactsReadWrite"]) == {
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:PutObject",
+    }  # no s3:PutObjectAcl: the agent uploads private objects
     assert by_sid["ArtifactsReadWrite"]["Resource"] == "arn:aws:s3:::my-artifacts/*"
     off = statements(rendered(fleet, SecretsBucketName="my-secrets", EnableSecretsPlugin="false"))
     assert "SecretsBucketRead" not in off

@@ -136,3 +136,31 @@ def test_every_function_has_its_own_least_privilege_role(root_template):
                     action.startswith("xray:") or action.split(":")[1].startswith("Describe")
                     for action in actions
                 ), f"{name}: {actions} on *"
+
+
+def test_no_function_reserves_concurrency(root_template):
+    """Any reservation fails the deploy where the account's limit is low (new accounts: 10)."""
+    for name, function in functions_of(root_template).items():
+        assert "ReservedConcurrentExecutions" not in function["Properties"], name
+
+
+def test_the_push_trigger_is_bounded_by_its_event_source(root_template):
+    events = root_template["Resources"]["AgentScalerPushFunction"]["Properties"]["Events"]
+    assert events["JobScheduled"]["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 2}
+
+
+def test_the_scheduled_scaler_holds_a_lease_in_the_stacks_own_table(root_template):
+    resources = root_template["Resources"]
+    scaler = resources["AgentScalerFunction"]["Properties"]
+    assert scaler["Environment"]["Variables"]["SCALER_LEASE_TABLE"] == {"Ref": "ScalerLeaseTable"}
+    table = resources["ScalerLeaseTable"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [{"AttributeName": "lease", "KeyType": "HASH"}]
+    (policy,) = resources["AgentScalerRole"]["Properties"]["Policies"]
+    (lease,) = [
+        s for s in policy["PolicyDocument"]["Statement"] if "dynamodb" in str(s.get("Action"))
+    ]
+    assert lease["Resource"] == {"Fn::GetAtt": ["ScalerLeaseTable", "Arn"]}
+    assert set(lease["Action"]) == {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"}
+    push = resources["AgentScalerPushFunction"]["Properties"]["Environment"]["Variables"]
+    assert "SCALER_LEASE_TABLE" not in push  # it only scales out; overlapping it is safe

@@ -27,15 +27,15 @@ SECRETS_RESOURCES = {
     "ManagedSecretsLoggingBucketPolicy",
 }
 EC2_LOG_GROUPS = {
-    "/buildkite/buildkite-agent",
-    "/buildkite/cfn-init",
-    "/buildkite/cloud-init",
-    "/buildkite/cloud-init/output",
-    "/buildkite/docker-daemon",
-    "/buildkite/elastic-stack",
-    "/buildkite/system",
-    "/buildkite/auth",
-    "/buildkite/lifecycled",
+    "/buildkite/fleet/buildkite-agent",
+    "/buildkite/fleet/cfn-init",
+    "/buildkite/fleet/cloud-init",
+    "/buildkite/fleet/cloud-init/output",
+    "/buildkite/fleet/docker-daemon",
+    "/buildkite/fleet/elastic-stack",
+    "/buildkite/fleet/system",
+    "/buildkite/fleet/auth",
+    "/buildkite/fleet/lifecycled",
 }
 CONTRACT_PARAMETERS = {
     "ParentStackName",
@@ -62,6 +62,8 @@ OUTPUTS = {
     "AgentTokenKMSKeyArn",
     "PipelineSigningKMSKey",
     "CreatedPipelineSigningKMSKeyId",
+    "InstanceLogGroupPrefix",
+    "InstanceLogRetentionDays",
 }
 
 
@@ -399,7 +401,7 @@ def test_retention_policy_creates_the_nine_log_groups(storage, days, expected):
         overrides["EC2LogRetentionDays"] = days
     result = rendered(storage, **overrides)
     groups = result.of_type("AWS::Logs::LogGroup").values()
-    assert {g["Properties"]["LogGroupName"] for g in groups} == EC2_LOG_GROUPS
+    assert {result.evaluate(g["Properties"]["LogGroupName"]) for g in groups} == EC2_LOG_GROUPS
     assert len(groups) == len(EC2_LOG_GROUPS)
     assert {str(result.evaluate(g["Properties"]["RetentionInDays"])) for g in groups} == {expected}
 
@@ -407,6 +409,36 @@ def test_retention_policy_creates_the_nine_log_groups(storage, days, expected):
 def test_existing_log_groups_can_be_skipped(storage):
     result = rendered(storage, EnableEC2LogRetentionPolicy="true", SkipEC2LogGroupCreation="true")
     assert result.of_type("AWS::Logs::LogGroup") == {}
+    # The instances still apply the retention to the groups they ship to.
+    assert output(result, "InstanceLogRetentionDays") == "30"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"EnableEC2LogRetentionPolicy": "true"}, {"SkipEC2LogGroupCreation": "true"}],
+)
+def test_two_stacks_in_one_region_never_share_a_log_group(storage, overrides):
+    """With the defaults a second stack failed: both created the fixed /buildkite/* groups."""
+    first = rendered(storage, **overrides, ParentStackName="ci")
+    second = rendered(storage, **overrides, ParentStackName="ci-prod")
+
+    def groups(result):
+        return {
+            result.evaluate(g["Properties"]["LogGroupName"])
+            for g in result.of_type("AWS::Logs::LogGroup").values()
+        }
+
+    assert not groups(first) & groups(second)
+    first_prefix = output(first, "InstanceLogGroupPrefix")
+    second_prefix = output(second, "InstanceLogGroupPrefix")
+    assert (first_prefix, second_prefix) == ("/buildkite/ci", "/buildkite/ci-prod")
+    assert all(name.startswith(first_prefix + "/") for name in groups(first))
+
+
+@pytest.mark.parametrize(("enabled", "expected"), [("true", "30"), ("false", "none")])
+def test_the_instances_are_told_the_retention_only_when_asked(storage, enabled, expected):
+    result = rendered(storage, EnableEC2LogRetentionPolicy=enabled)
+    assert output(result, "InstanceLogRetentionDays") == expected
 
 
 def test_no_lambda_log_groups_here(storage):
@@ -415,7 +447,8 @@ def test_no_lambda_log_groups_here(storage):
         for r in storage["Resources"].values()
         if r["Type"] == "AWS::Logs::LogGroup"
     ]
-    assert all(str(name).startswith("/buildkite/") for name in names)
+    assert names
+    assert all(name["Fn::Sub"].startswith("/buildkite/${ParentStackName}/") for name in names)
 
 
 # --- checkov skips are justified where they are ---------------------------------------------

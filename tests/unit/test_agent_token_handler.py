@@ -9,18 +9,28 @@ for the assertions.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
+import aws_clients
 import boto3
 import pytest
 
-from tools.testing.cloudformation import ACCOUNT, REGION, FakeLambdaContext, ResponseEndpoint
+from tools.testing.cloudformation import (
+    ACCOUNT,
+    REGION,
+    FakeLambdaContext,
+    ResponseEndpoint,
+    invoke_handler,
+)
+from tools.testing.faults import slow_calls
 
 STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/fleet-Storage-1ABC/0f1e2d3c"
 PARAMETER = "/fleet/buildkite/agent-token"
@@ -275,6 +285,64 @@ def test_delete_of_a_missing_parameter_succeeds(handler, aws, endpoint):
 
     assert response["Status"] == "SUCCESS", response["Reason"]
     assert response["PhysicalResourceId"] == PARAMETER
+
+
+# --- A call that outlasts the function -------------------------------------------------------
+HANG_S = 1.5
+ABOUT_TO_TIME_OUT = dataclasses.replace(CONTEXT, remaining_ms=1000)
+
+
+@pytest.fixture
+def slow_ssm(handler) -> Iterator[None]:
+    """Every SSM write hangs for longer than the function has left."""
+    client = aws_clients.ssm()  # the client the function's parameter store uses
+    with slow_calls(client, "PutParameter", HANG_S), slow_calls(client, "DeleteParameter", HANG_S):
+        yield
+
+
+def first_answer(handler, endpoint: ResponseEndpoint, event: dict[str, Any]) -> dict[str, Any]:
+    """The answer crhelper's timer sends before the (hung) call returns."""
+    response = invoke_handler(handler, event, endpoint, ABOUT_TO_TIME_OUT)
+    assert response.seconds_after_start < ABOUT_TO_TIME_OUT.remaining_ms / 1000
+    for secret in (TOKEN, NEW_TOKEN):
+        assert secret not in response.raw.decode()
+    return response.body
+
+
+@pytest.mark.parametrize("request_type", ["Update", "Delete"])
+def test_a_timed_out_update_or_delete_answers_with_the_existing_physical_id(
+    handler, aws, endpoint, slow_ssm, request_type
+):
+    event = make_event(
+        request_type, endpoint.url, properties(NEW_TOKEN), PARAMETER, old_props=properties()
+    )
+
+    answer = first_answer(handler, endpoint, event)
+
+    assert answer["Status"] == "FAILED"
+    assert "timed out" in answer["Reason"]
+    assert answer["PhysicalResourceId"] == PARAMETER
+
+
+def test_a_timed_out_create_answers_with_an_id_a_rollback_delete_leaves_alone(
+    handler, aws, endpoint, slow_ssm
+):
+    aws.put_parameter(Name="/unrelated", Value="keep me", Type="String")
+    event = make_event("Create", endpoint.url, properties())
+
+    answer = first_answer(handler, endpoint, event)
+
+    assert answer["Status"] == "FAILED"
+    assert "timed out" in answer["Reason"]
+    physical_id = answer["PhysicalResourceId"]
+    assert physical_id
+    assert not physical_id.startswith("/")  # not a parameter name: nothing was stored yet
+
+    rollback = make_event("Delete", endpoint.url, properties(), physical_id=physical_id)
+    response = invoke(handler, endpoint, rollback)
+    assert response["Status"] == "SUCCESS", response["Reason"]
+    assert response["PhysicalResourceId"] == physical_id
+    assert "/unrelated" in parameter_names(aws)
 
 
 # --- The token never reaches a log ----------------------------------------------------------

@@ -340,13 +340,17 @@ def test_unset_parameters_take_our_defaults_and_differences_are_reported(capsys,
     assert "CostAllocationTagValue" not in noted
 
 
-def test_log_groups_the_reference_created_are_not_created_again(capsys, tmp_path):
+def test_log_groups_are_this_stacks_own_so_none_is_skipped(capsys, tmp_path):
+    # The reference's instances created fixed-name /buildkite/* groups; ours are
+    # /buildkite/<stack name>/*, so both can live in one region and ours are created.
     code, out, err = run(
         capsys, parameter_file(tmp_path, {"BuildkiteAgentTokenParameterStorePath": "/bk/t"})
     )
     assert code == 0, err
-    assert 'SkipEC2LogGroupCreation="true"' in out
-    assert "SkipEC2LogGroupCreation=true" in report(err)["EnableEC2LogRetentionPolicy"][1]
+    assert "SkipEC2LogGroupCreation" not in out
+    assert "our default true replaces the reference's false" in (
+        report(err)["EnableEC2LogRetentionPolicy"][1]
+    )
 
 
 def test_unknown_parameters_are_reported_not_lost(capsys, tmp_path):
@@ -466,7 +470,7 @@ def test_json_is_a_cloudformation_parameter_file(capsys, tmp_path, root_template
     items = json.loads(out)
     assert all(set(item) == {"ParameterKey", "ParameterValue"} for item in items)
     parameters = {item["ParameterKey"]: item["ParameterValue"] for item in items}
-    assert parameters == {**TRICKY, "SkipEC2LogGroupCreation": "true"}
+    assert parameters == TRICKY
     assert constraint_violations(root_template, parameters) == []
 
 

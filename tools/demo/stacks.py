@@ -261,6 +261,8 @@ def _fleet_parameters(
     prefix = parameters.parent_stack_name
     return {
         "ParentStackName": prefix,
+        # The root stack's id in a real deployment; the demo has no root stack.
+        "ParentStackId": f"arn:aws:cloudformation:us-east-1:123456789012:stack/{prefix}/demo",
         "AzRebalancingSuspenderFunctionArn": FUNCTION_ARN.format(name=f"{prefix}-az-rebalancing"),
         "StopBuildkiteAgentsFunctionArn": FUNCTION_ARN.format(name=f"{prefix}-stop-agents"),
         "Subnets": network.outputs["Subnets"],
@@ -268,6 +270,8 @@ def _fleet_parameters(
         "AgentTokenParameterPath": storage.outputs["AgentTokenParameterPath"],
         "AgentTokenParameterArn": storage.outputs["AgentTokenParameterArn"],
         "SecretsBucketName": storage.outputs["SecretsBucketName"],
+        "InstanceLogGroupPrefix": storage.outputs["InstanceLogGroupPrefix"],
+        "InstanceLogRetentionDays": storage.outputs["InstanceLogRetentionDays"],
         "BuildkiteQueue": parameters.queue,
         "AgentEndpoint": parameters.agent_endpoint,
         "AgentsPerInstance": str(parameters.agents_per_instance),

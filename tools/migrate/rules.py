@@ -249,27 +249,6 @@ def _token_key(name: str, value: str, context: Context) -> Outcome:
     return Outcome(parameters={name: value})
 
 
-def _log_groups(name: str, value: str, context: Context) -> Outcome:
-    """The reference's instances created the /buildkite/* log groups; we must not."""
-    skip = (
-        "SkipEC2LogGroupCreation=true is written: the reference stack's instances created the "
-        "/buildkite/* log groups in this account and region, and CloudFormation cannot create "
-        "a log group that exists (set it to false where none exist)"
-    )
-    if context.is_set(name):
-        return Outcome(
-            parameters={name: value, "SkipEC2LogGroupCreation": "true"},
-            notes=[Note("translated", name, skip)],
-        )
-    default = (
-        f"not set; our default {context.our_defaults[name]} replaces the reference's {value} "
-        f"({DEFAULT_REASONS[name]}); {skip}"
-    )
-    return Outcome(
-        parameters={"SkipEC2LogGroupCreation": "true"}, notes=[Note("default", name, default)]
-    )
-
-
 def _vpc_endpoints(name: str, value: str, context: Context) -> Outcome:
     return Outcome(
         parameters={name: value},
@@ -378,7 +357,7 @@ RULES: dict[str, Rule] = {
         instead="attach policies to the function's role after deploying if you must",
     ),
     # Logs
-    "EnableEC2LogRetentionPolicy": Special(_log_groups, always=True),
+    "EnableEC2LogRetentionPolicy": Keep(),
     "EC2LogRetentionDays": Keep(),
     "LogRetentionDays": Keep(),
     # Instances

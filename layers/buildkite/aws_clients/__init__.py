@@ -1,8 +1,9 @@
 """The functions' AWS clients: created once per container, with botocore adaptive retries.
 
-Each client is cached per (service, endpoint, region), read from ``AWS_ENDPOINT_URL`` and
-``AWS_REGION``/``AWS_DEFAULT_REGION`` when first asked for: in Lambda that is once per
-container; a local run pointed at another endpoint (moto in server mode) gets its own client.
+Each client is cached per (service, endpoint, region, access key id), read from
+``AWS_ENDPOINT_URL``, ``AWS_REGION``/``AWS_DEFAULT_REGION`` and ``AWS_ACCESS_KEY_ID`` when first
+asked for: in Lambda that is once per container; a local run pointed at another endpoint (moto
+in server mode) or given other credentials (another principal) gets its own client.
 Shared by every function through the layer.
 """
 
@@ -39,6 +40,11 @@ def autoscaling() -> BaseClient:
     return _client("autoscaling", *_location())
 
 
+def dynamodb() -> BaseClient:
+    """The DynamoDB client."""
+    return _client("dynamodb", *_location())
+
+
 def ec2() -> BaseClient:
     """The EC2 client."""
     return _client("ec2", *_location())
@@ -54,25 +60,30 @@ def parameter_store() -> SSMProvider:
     return _parameter_store(*_location())
 
 
-def _location() -> tuple[str | None, str | None]:
+def _location() -> tuple[str | None, str | None, str | None]:
     endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
-    return endpoint, region
+    return endpoint, region, os.environ.get("AWS_ACCESS_KEY_ID") or None
 
 
 @cache
-def _session() -> boto3.session.Session:
-    # One session for every client: the service models are loaded from disk once.
+def _session(access_key_id: str | None) -> boto3.session.Session:
+    # One session per principal (a session keeps the credentials it resolved first); its
+    # clients share the service models loaded from disk.
     return boto3.session.Session()
 
 
 @cache
-def _client(service: str, endpoint_url: str | None, region: str | None) -> BaseClient:
-    return _session().client(
+def _client(
+    service: str, endpoint_url: str | None, region: str | None, access_key_id: str | None
+) -> BaseClient:
+    return _session(access_key_id).client(
         service, endpoint_url=endpoint_url, region_name=region, config=CLIENT_CONFIG
     )
 
 
 @cache
-def _parameter_store(endpoint_url: str | None, region: str | None) -> SSMProvider:
-    return SSMProvider(boto3_client=_client("ssm", endpoint_url, region))
+def _parameter_store(
+    endpoint_url: str | None, region: str | None, access_key_id: str | None
+) -> SSMProvider:
+    return SSMProvider(boto3_client=_client("ssm", endpoint_url, region, access_key_id))

@@ -16,7 +16,9 @@ set -Eeuo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/bk-lib.sh"
 
 LOG_FILE="$BK_LOG_DIR/elastic-stack.log"
-CLOUDWATCH_CONFIG=/opt/aws/amazon-cloudwatch-agent/etc/buildkite-agent.json
+# The AMI's log shipping template, and this stack's configuration rendered from it at boot.
+CLOUDWATCH_TEMPLATE="$BK_ROOT/opt/aws/amazon-cloudwatch-agent/etc/buildkite-agent.json"
+CLOUDWATCH_CONFIG="$BK_STATE_DIR/cloudwatch-agent.json"
 DOCKER_WAIT_ATTEMPTS=60
 DOCKER_WAIT_SECONDS=2
 BK_SIGNING_JWKS="$BK_CONFIG_DIR/signing-key.json"
@@ -101,6 +103,11 @@ check_status() {
 }
 
 start_log_shipping() {
+  if ! bk-cloudwatch-config "$CLOUDWATCH_TEMPLATE" "$CLOUDWATCH_CONFIG" \
+    "${BUILDKITE_LOG_GROUP_PREFIX:-}" "${BUILDKITE_LOG_RETENTION_DAYS:-}"; then
+    bk_log "warning: no log shipping configuration; logs stay on the instance"
+    return 0
+  fi
   amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c "file:$CLOUDWATCH_CONFIG" >/dev/null ||
     bk_log "warning: the CloudWatch agent did not start; logs stay on the instance"
 }

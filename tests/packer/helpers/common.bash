@@ -65,7 +65,13 @@ setup_fakes() {
     BUILDKITE_VERIFICATION_FAILURE_BEHAVIOR=block
     BUILDKITE_S3_DEFAULT_REGION=us-east-1
     BUILDKITE_S3_ACL=private
+    BUILDKITE_LOG_GROUP_PREFIX=/buildkite/ci
+    BUILDKITE_LOG_RETENTION_DAYS=30
   )
+  # The AMI's CloudWatch agent configuration, where the boot script finds it.
+  mkdir -p "$ROOT/opt/aws/amazon-cloudwatch-agent/etc"
+  cp "$REPO_ROOT/packer/conf/cloudwatch-agent/buildkite-agent.json" \
+    "$ROOT/opt/aws/amazon-cloudwatch-agent/etc/buildkite-agent.json"
 }
 
 # set_setting NAME=VALUE: replace one of SETTINGS.
