@@ -20,6 +20,11 @@ CLOUDWATCH_CONFIG=/opt/aws/amazon-cloudwatch-agent/etc/buildkite-agent.json
 DOCKER_WAIT_ATTEMPTS=60
 DOCKER_WAIT_SECONDS=2
 instance_id=""
+# Settings of the instance features the hooks and timers read after boot (see prepare_instance).
+INSTANCE_FEATURE_SETTINGS=(BUILDKITE_DOCKER_USERNS_REMAP BUILDKITE_DOCKER_PRUNE_UNTIL
+  BUILDKITE_DOCKER_BUILDER_PRUNE_ENABLED BUILDKITE_ENABLE_PRE_EXIT_DISK_CLEANUP
+  BUILDKITE_TERMINATE_INSTANCE_ON_DISK_FULL BUILDKITE_PURGE_BUILDS_ON_DISK_FULL
+  BUILDKITE_ECR_CREDENTIAL_HELPER_ENABLED)
 
 # signal_cloudformation EXIT_CODE: tell CloudFormation how the boot went. Instances launched after
 # the stack finished (scale-out, replacement) have nobody waiting, so a refused signal is logged
@@ -116,7 +121,8 @@ write_settings() {
       BUILDKITE_LIFECYCLE_HOOK_NAME BUILDKITE_SECRETS_BUCKET BUILDKITE_SECRETS_BUCKET_REGION \
       BUILDKITE_ARTIFACTS_BUCKET BUILDKITE_ECR_PLUGIN_ENABLED \
       BUILDKITE_DOCKER_LOGIN_PLUGIN_ENABLED BUILDKITE_SECRETS_PLUGIN_ENABLED \
-      BUILDKITE_DISK_MIN_FREE_GB BUILDKITE_DISK_MIN_FREE_INODES; do
+      BUILDKITE_DISK_MIN_FREE_GB BUILDKITE_DISK_MIN_FREE_INODES \
+      "${INSTANCE_FEATURE_SETTINGS[@]}"; do
       printf 'export %s=%q\n' "$name" "${!name:-}"
     done
   } >"$partial"
@@ -210,6 +216,16 @@ run_bootstrap_script() {
   bk_log "the bootstrap script finished"
 }
 
+# prepare_instance: the instance features, each its own script reading its settings from this
+# environment: /tmp and instance storage, the docker daemon's settings (restarts docker), the
+# agent release channel, git mirrors.
+prepare_instance() {
+  bk-mount-instance-storage
+  bk-configure-docker
+  bk-select-agent-release
+  bk-git-mirrors
+}
+
 wait_for_docker() {
   local attempt
   systemctl start docker.service
@@ -265,6 +281,7 @@ main() {
   lifecycle_state="$(bk_imds autoscaling/target-lifecycle-state)" || lifecycle_state=""
   bk_log "instance $instance_id, target lifecycle state '${lifecycle_state:-unknown}'"
 
+  prepare_instance
   write_settings
   local tags
   tags="$(agent_tags)"
