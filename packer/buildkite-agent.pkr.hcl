@@ -37,7 +37,7 @@ variable "agent_version" {
 variable "agent_sha256" {
   type        = string
   default     = ""
-  description = "SHA-256 of the agent release tarball for agent_version and arch."
+  description = "SHA-256 of the agent release binary (download.buildkite.com) for agent_version and arch."
 }
 
 variable "ami_name_prefix" {

@@ -330,3 +330,32 @@ fix() {
   run env -i PATH=/usr/bin:/bin BK_TEST_COMPOSE_PLUGIN="$plugin" "$BIN_DIR/docker-compose" --compatibility ps
   [[ "$output" == "compose --compatibility ps" ]] || fail_with "ran: $output"
 }
+
+# --- the boot script runs them ------------------------------------------------------------------
+@test "boot: the instance features are set up before the agent starts" {
+  set_setting BUILDKITE_ENABLE_INSTANCE_STORAGE=true
+  set_setting BUILDKITE_AGENT_ENABLE_GIT_MIRRORS=true
+  set_setting BUILDKITE_DOCKER_USERNS_REMAP=true
+  nvme_disks /dev/nvme1n1
+  respond aws-ssm-get-parameter 0 "bkua_token"
+  run_script "$BIN_DIR/bk-install-elastic-stack.sh"
+  assert_success
+  assert_order "mkfs.ext4 -F -q -E nodiscard /dev/nvme1n1" \
+    "systemctl restart docker.service" \
+    "mount --bind $ROOT/mnt/ephemeral/git-mirrors $ROOT/var/lib/buildkite-agent/git-mirrors" \
+    "systemctl enable --now buildkite-agent.service"
+  [[ "$(daemon '[."userns-remap", ."data-root"]')" == '["buildkite-agent","/mnt/ephemeral/docker"]' ]] ||
+    fail_with "daemon.json: $(cat "$DAEMON_JSON")"
+  [[ -s "$ROOT/$FEATURES_ENV" ]] || fail_with "the agent was not told its mirrors path"
+  grep -qx "export BUILDKITE_DOCKER_USERNS_REMAP=true" "$ROOT/etc/buildkite-agent/cfn-env" ||
+    fail_with "the hooks do not see the remap setting"
+}
+
+@test "boot: a feature that fails stops the boot and marks the instance unhealthy" {
+  set_setting BUILDKITE_DOCKER_NETWORKING_PROTOCOL=ipv6only
+  respond aws-ssm-get-parameter 0 "bkua_token"
+  run_script "$BIN_DIR/bk-install-elastic-stack.sh"
+  assert_failure
+  assert_called "aws autoscaling set-instance-health --instance-id $INSTANCE_ID --health-status Unhealthy"
+  refute_called "buildkite-agent.service"
+}
