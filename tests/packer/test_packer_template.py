@@ -335,3 +335,55 @@ def test_plugin_commits_are_pinned(versions):
     checksums = versions_locals(versions)["checksums"]
     for plugin in PLUGINS:
         assert re.fullmatch(r"[0-9a-f]{40}", checksums[f"{plugin}_commit"]), plugin
+
+
+# Commands the reference stack's own instance checks expect, plus the build tools users rely on.
+REFERENCE_TOOLS = (
+    "aws",
+    "curl",
+    "dig",
+    "git",
+    "git-lfs",
+    "lsof",
+    "make",
+    "wget",
+    "zip",
+    "unzip",
+    "pigz",
+    "mdadm",
+    "nvme",
+    "gcc",
+    "python3",
+    "pip3",
+    "docker-credential-ecr-login",
+)
+
+
+def test_the_image_has_the_tools_the_reference_stack_has():
+    packages = (SCRIPTS_DIR / "install-packages.sh").read_text(encoding="utf-8")
+    (checked,) = re.findall(r"for command in ([^;]+); do", packages.replace("\\\n", " "))
+    checked_commands = set(checked.split())
+    # git-lfs is a pinned release (install-git-lfs.sh); the rest are checked after dnf.
+    assert set(REFERENCE_TOOLS) - {"git-lfs"} <= checked_commands
+    assert "git lfs version" in (SCRIPTS_DIR / "install-git-lfs.sh").read_text(encoding="utf-8")
+
+
+def test_qemu_binfmt_runs_the_pinned_image_after_docker_starts():
+    unit = (CONF_DIR / "systemd" / "bk-docker-binfmt.service").read_text(encoding="utf-8")
+    assert "EnvironmentFile=/etc/bk-docker-binfmt.env" in unit
+    assert re.search(
+        r"^ExecStart=/usr/bin/docker run .*\$\{DOCKER_BINFMT_IMAGE\} --install all$", unit, re.M
+    )
+    assert re.search(r"^After=docker.service$", unit, re.M)
+    writer = (SCRIPTS_DIR / "install-docker-plugins.sh").read_text(encoding="utf-8")
+    assert "DOCKER_BINFMT_IMAGE=%s" in writer
+    assert "/etc/bk-docker-binfmt.env" in writer
+    assert "bk-docker-binfmt.service" in (SCRIPTS_DIR / "install-instance-config.sh").read_text(
+        encoding="utf-8"
+    )
+
+
+def test_the_agent_loads_the_instance_features_environment_before_the_users():
+    unit = (CONF_DIR / "systemd" / "buildkite-agent.service").read_text(encoding="utf-8")
+    files = re.findall(r"^EnvironmentFile=-(\S+)$", unit, re.M)
+    assert files == ["/etc/buildkite-agent/features.env", "/etc/buildkite-agent/env"]
