@@ -37,7 +37,7 @@ variable "agent_version" {
 variable "agent_sha256" {
   type        = string
   default     = ""
-  description = "SHA-256 of the agent release tarball for agent_version and arch."
+  description = "SHA-256 of the agent release binary (download.buildkite.com) for agent_version and arch."
 }
 
 variable "ami_name_prefix" {
@@ -185,6 +185,9 @@ build {
     environment_vars = [
       "BK_ARCH=${var.arch}",
       "BK_BUILD_DIR=${local.build_dir}",
+      # An image is built from pins only; the quick start (packer/quick-start) runs these same
+      # steps with published checksums accepted for releases that have no pin.
+      "BK_ACCEPT_PUBLISHED_CHECKSUMS=false",
       "BUILDKITE_AGENT_VERSION=${local.agent_version}",
       "BUILDKITE_AGENT_SHA256=${local.agent_sha256}",
       "DOCKER_BUILDX_VERSION=${local.versions.docker_buildx}",
@@ -201,7 +204,10 @@ build {
       "PLUGIN_ECR_COMMIT=${local.checksums.plugin_ecr_commit}",
       "PLUGIN_DOCKER_LOGIN_REF=${local.versions.plugin_docker_login}",
       "PLUGIN_DOCKER_LOGIN_COMMIT=${local.checksums.plugin_docker_login_commit}",
+      "DOCKER_BINFMT_IMAGE=${local.images.docker_binfmt}",
     ]
+    # The install steps, in scripts/install-steps.txt order: the quick start runs the same list
+    # at first boot (a test holds the two equal). cleanup.sh runs at bake time only.
     scripts = [
       "${path.root}/scripts/install-packages.sh",
       "${path.root}/scripts/install-buildkite-agent.sh",

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The buildkite-agent user (uid/gid 2000, in the docker group, home /var/lib/buildkite-agent)
-# and the pinned agent release.
+# and the pinned agent release as buildkite-agent-stable. /usr/bin/buildkite-agent points at it
+# until the boot script (bk-select-agent-release) chooses the stack's BuildkiteAgentRelease.
 set -Eeuo pipefail
 
 # shellcheck source-path=SCRIPTDIR
@@ -19,14 +20,14 @@ if [[ "$(id -u buildkite-agent):$(id -g buildkite-agent)" != 2000:2000 ]]; then
 fi
 
 work="$(mktemp -d)"
-fetch_verified "$(artifact_url buildkite_agent "$BUILDKITE_AGENT_VERSION" "$BK_ARCH")" \
-  "$BUILDKITE_AGENT_SHA256" "$work/agent.tar.gz"
-tar -xzf "$work/agent.tar.gz" -C "$work"
-install -m 0755 -o root -g root "$work/buildkite-agent" /usr/bin/buildkite-agent
+fetch_release buildkite_agent "$BUILDKITE_AGENT_VERSION" "$BK_ARCH" "$BUILDKITE_AGENT_SHA256" \
+  "$work/buildkite-agent"
+install -m 0755 -o root -g root "$work/buildkite-agent" /usr/bin/buildkite-agent-stable
 rm -rf "$work"
+ln -sfn buildkite-agent-stable /usr/bin/buildkite-agent
 /usr/bin/buildkite-agent --version
 
 # Root owns the configuration and the hooks; the agent owns only its working directories.
 install -d -m 0755 -o root -g root /etc/buildkite-agent /etc/buildkite-agent/hooks
 install -d -m 0750 -o buildkite-agent -g buildkite-agent \
-  "$AGENT_HOME" "$AGENT_HOME/builds" "$AGENT_HOME/plugins"
+  "$AGENT_HOME" "$AGENT_HOME/builds" "$AGENT_HOME/plugins" "$AGENT_HOME/git-mirrors"

@@ -7,8 +7,7 @@ set -Eeuo pipefail
 . "$BK_BUILD_DIR/build-lib.sh"
 
 work="$(mktemp -d)"
-fetch_verified "$(artifact_url git_lfs "$GIT_LFS_VERSION" "$BK_ARCH")" "$GIT_LFS_SHA256" \
-  "$work/git-lfs.tar.gz"
+fetch_release git_lfs "$GIT_LFS_VERSION" "$BK_ARCH" "$GIT_LFS_SHA256" "$work/git-lfs.tar.gz"
 tar -xzf "$work/git-lfs.tar.gz" -C "$work"
 binary="$(find "$work" -type f -name git-lfs -perm -u+x | head -n 1)"
 install -m 0755 -o root -g root "$binary" /usr/local/bin/git-lfs

@@ -31,5 +31,9 @@ install -m 0644 "$conf/docker/daemon.json" /etc/docker/daemon.json
 
 install -d -m 0755 -o root -g root /var/lib/bk-elastic-stack
 
+# The one root command the agent may run (bk-fix-builds-permissions), checked before it is live.
+install -m 0440 -o root -g root "$conf/sudoers/buildkite-agent" /etc/sudoers.d/buildkite-agent
+visudo -cf /etc/sudoers.d/buildkite-agent
+
 systemctl daemon-reload
-systemctl enable bk-docker-prune.timer
+systemctl enable bk-docker-prune.timer bk-docker-binfmt.service

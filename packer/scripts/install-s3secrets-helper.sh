@@ -6,6 +6,6 @@ set -Eeuo pipefail
 # shellcheck source=build-lib.sh
 . "$BK_BUILD_DIR/build-lib.sh"
 
-fetch_verified "$(artifact_url s3secrets_helper "$S3SECRETS_HELPER_VERSION" "$BK_ARCH")" \
-  "$S3SECRETS_HELPER_SHA256" /usr/local/bin/s3secrets-helper
+fetch_release s3secrets_helper "$S3SECRETS_HELPER_VERSION" "$BK_ARCH" "$S3SECRETS_HELPER_SHA256" \
+  /usr/local/bin/s3secrets-helper
 chmod 0755 /usr/local/bin/s3secrets-helper

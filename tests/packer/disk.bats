@@ -26,6 +26,9 @@ free_space() {
 }
 
 @test "low space: prune everything, check again, and pass" {
+  # The build cache is pruned too when DockerBuilderPruneEnabled (off by default).
+  set_setting BUILDKITE_DOCKER_BUILDER_PRUNE_ENABLED=true
+  write_settings_file
   free_space 2 900000
   free_space 30 900000
   run_systemd_script "$CHECK"
@@ -73,6 +76,9 @@ free_space() {
 }
 
 @test "a prune step that fails does not stop the others or the re-check" {
+  # The build cache is pruned too when DockerBuilderPruneEnabled (off by default).
+  set_setting BUILDKITE_DOCKER_BUILDER_PRUNE_ENABLED=true
+  write_settings_file
   free_space 1 900000
   free_space 10 900000
   respond docker-image 1 "" "Error response from daemon: conflict"
@@ -83,6 +89,9 @@ free_space() {
 }
 
 @test "the hourly prune keeps recent resources" {
+  # The build cache is pruned too when DockerBuilderPruneEnabled (off by default).
+  set_setting BUILDKITE_DOCKER_BUILDER_PRUNE_ENABLED=true
+  write_settings_file
   run_systemd_script "$BIN_DIR/bk-docker-prune"
   assert_success
   assert_called "docker image prune --all --force --filter until=4h"

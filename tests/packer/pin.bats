@@ -88,8 +88,8 @@ $peeled	refs/tags/$(hcl plugin_secrets)^{}"
 }
 
 @test "artifact URLs follow each project's release naming" {
-  [[ "$(artifact_url buildkite_agent 3.111.0 arm64)" == \
-    https://github.com/buildkite/agent/releases/download/v3.111.0/buildkite-agent-linux-arm64-3.111.0.tar.gz ]]
+  [[ "$(artifact_url buildkite_agent 3.137.0 arm64)" == \
+    https://download.buildkite.com/agent/stable/3.137.0/buildkite-agent-linux-arm64 ]]
   [[ "$(artifact_url docker_compose 2.38.2 arm64)" == \
     https://github.com/docker/compose/releases/download/v2.38.2/docker-compose-linux-aarch64 ]]
   [[ "$(artifact_url docker_buildx 0.26.1 x86_64)" == \

@@ -48,9 +48,12 @@ SHELL_VARIABLES = frozenset(
 JOB_VARIABLES = frozenset(
     {
         "BUILDKITE_ARTIFACT_UPLOAD_DESTINATION",
+        "BUILDKITE_BUILD_CHECKOUT_PATH",
         "BUILDKITE_BUILD_ID",
+        "BUILDKITE_BUILD_PATH",
         "BUILDKITE_JOB_ID",
         "BUILDKITE_PIPELINE_ID",
+        "BUILDKITE_PLUGIN_ECR_CREDENTIAL_HELPER",
         "DOCKER_LOGIN_SERVER",
         "DOCKER_LOGIN_USER",
     }
@@ -184,9 +187,29 @@ def test_every_agreed_setting_is_read_by_an_instance_script():
     assert not unused, f"settings exported by the fleet but read by no script: {unused}"
 
 
-def test_the_boot_script_reads_every_setting():
+def boot_time_scripts() -> list[Path]:
+    """The boot script and the instance scripts it runs (they inherit the user data's settings)."""
     boot = BIN_DIR / "bk-install-elastic-stack.sh"
-    assert set(settings()) <= environment_reads(script_text(boot))
+    text = script_text(boot)
+    called = [
+        path
+        for path in sorted(BIN_DIR.iterdir())
+        if path != boot and re.search(rf"^\s*{re.escape(path.name)}\b", text, re.M)
+    ]
+    return [boot, *called]
+
+
+def test_the_boot_script_reads_every_setting():
+    """Every setting is read at boot, by the boot script or an instance script it runs."""
+    read = set().union(*(environment_reads(script_text(path)) for path in boot_time_scripts()))
+    assert set(settings()) <= read
+
+
+def test_boot_time_scripts_are_the_ones_the_boot_script_runs():
+    names = [path.name for path in boot_time_scripts()]
+    assert names[0] == "bk-install-elastic-stack.sh"
+    assert {"bk-configure-docker", "bk-git-mirrors", "bk-mount-instance-storage"} <= set(names)
+    assert "bk-terminate-instance" not in names
 
 
 # The analysis itself, on scripts that break the rule.

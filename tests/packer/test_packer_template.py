@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -290,3 +291,122 @@ def test_log_files_the_scripts_write_are_shipped():
     written |= set(re.findall(r"file=\"(/var/log/[\w.-]+)\"", rsyslog))
     assert written, "found no log files"
     assert written <= shipped, written - shipped
+
+
+# --- the quick start runs the same install steps (packer/quick-start) ---------------------------
+def listed_steps() -> list[str]:
+    """scripts/install-steps.txt, comments and the quick start's "&" marks dropped."""
+    lines = (SCRIPTS_DIR / "install-steps.txt").read_text(encoding="utf-8").splitlines()
+    steps = [line.split("#", 1)[0].strip() for line in lines]
+    return [step.removesuffix("&").strip() for step in steps if step]
+
+
+def test_the_image_build_and_the_quick_start_run_the_same_steps_in_the_same_order(build):
+    (installer,) = [item for item in provisioners(build, "shell") if "scripts" in item]
+    scripts = [local_path(path).name for path in unwrap(installer["scripts"])]
+    # cleanup.sh is bake-only: it wipes host keys and cloud-init's record of the instance.
+    assert scripts[-1] == "cleanup.sh"
+    assert scripts[:-1] == listed_steps()
+    assert len(listed_steps()) >= 7
+
+
+def test_the_quick_start_gives_the_steps_what_the_image_build_gives_them(build):
+    (installer,) = [item for item in provisioners(build, "shell") if "scripts" in item]
+    passed = {entry.split("=", 1)[0] for entry in unwrap(installer["environment_vars"])}
+    result = subprocess.run(
+        [
+            "bash",
+            "-c",
+            '. "$0" && pinned_environment "$1" x86_64',
+            str(SCRIPTS_DIR / "build-lib.sh"),
+            str(VERSIONS),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    values = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    # bk-quick-start-install sets the other three itself.
+    assert set(values) | {"BK_ARCH", "BK_BUILD_DIR", "BK_ACCEPT_PUBLISHED_CHECKSUMS"} == passed
+    assert values["BUILDKITE_AGENT_VERSION"] == "3.137.0"
+    assert values["PLUGIN_ECR_REF"] == "v2.11.0"
+    assert re.fullmatch(r"[0-9a-f]{40}", values["PLUGIN_ECR_COMMIT"])
+    assert values["DOCKER_BINFMT_IMAGE"].startswith("tonistiigi/binfmt:")
+    assert "@sha256:" in values["DOCKER_BINFMT_IMAGE"]
+
+
+REFERENCE_MINIMUMS = {
+    "buildkite_agent": "3.137.0",
+    "docker_buildx": "0.34.1",
+    "docker_compose": "5.1.4",
+    "git_lfs": "3.7.1",
+    "s3secrets_helper": "2.8.0",
+    "plugin_ecr": "v2.11.0",
+}
+
+
+@pytest.mark.parametrize(("name", "minimum"), sorted(REFERENCE_MINIMUMS.items()))
+def test_versions_are_at_least_the_reference_stacks(versions, name, minimum):
+    def parts(version: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in version.removeprefix("v").split("."))
+
+    assert parts(versions_locals(versions)["versions"][name]) >= parts(minimum)
+
+
+def test_plugin_commits_are_pinned(versions):
+    """The plugins are git tags, verified by commit: pinned even for the quick start."""
+    checksums = versions_locals(versions)["checksums"]
+    for plugin in PLUGINS:
+        assert re.fullmatch(r"[0-9a-f]{40}", checksums[f"{plugin}_commit"]), plugin
+
+
+# Commands the reference stack's own instance checks expect, plus the build tools users rely on.
+REFERENCE_TOOLS = (
+    "aws",
+    "curl",
+    "dig",
+    "git",
+    "git-lfs",
+    "lsof",
+    "make",
+    "wget",
+    "zip",
+    "unzip",
+    "pigz",
+    "mdadm",
+    "nvme",
+    "gcc",
+    "python3",
+    "pip3",
+    "docker-credential-ecr-login",
+)
+
+
+def test_the_image_has_the_tools_the_reference_stack_has():
+    packages = (SCRIPTS_DIR / "install-packages.sh").read_text(encoding="utf-8")
+    (checked,) = re.findall(r"for command in ([^;]+); do", packages.replace("\\\n", " "))
+    checked_commands = set(checked.split())
+    # git-lfs is a pinned release (install-git-lfs.sh); the rest are checked after dnf.
+    assert set(REFERENCE_TOOLS) - {"git-lfs"} <= checked_commands
+    assert "git lfs version" in (SCRIPTS_DIR / "install-git-lfs.sh").read_text(encoding="utf-8")
+
+
+def test_qemu_binfmt_runs_the_pinned_image_after_docker_starts():
+    unit = (CONF_DIR / "systemd" / "bk-docker-binfmt.service").read_text(encoding="utf-8")
+    assert "EnvironmentFile=/etc/bk-docker-binfmt.env" in unit
+    assert re.search(
+        r"^ExecStart=/usr/bin/docker run .*\$\{DOCKER_BINFMT_IMAGE\} --install all$", unit, re.M
+    )
+    assert re.search(r"^After=docker.service$", unit, re.M)
+    writer = (SCRIPTS_DIR / "install-docker-plugins.sh").read_text(encoding="utf-8")
+    assert "DOCKER_BINFMT_IMAGE=%s" in writer
+    assert "/etc/bk-docker-binfmt.env" in writer
+    assert "bk-docker-binfmt.service" in (SCRIPTS_DIR / "install-instance-config.sh").read_text(
+        encoding="utf-8"
+    )
+
+
+def test_the_agent_loads_the_instance_features_environment_before_the_users():
+    unit = (CONF_DIR / "systemd" / "buildkite-agent.service").read_text(encoding="utf-8")
+    files = re.findall(r"^EnvironmentFile=-(\S+)$", unit, re.M)
+    assert files == ["/etc/buildkite-agent/features.env", "/etc/buildkite-agent/env"]

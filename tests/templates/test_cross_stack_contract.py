@@ -121,6 +121,7 @@ def test_every_parameter_is_in_an_interface_group(root_template):
         "Storage & secrets",
         "Monitoring",
         "Cost tags",
+        "Agent instance",
     ]
 
 

@@ -25,6 +25,8 @@ BOOT_SCRIPT = "/usr/local/bin/bk-install-elastic-stack.sh"
 
 ROOT_STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/buildkite/0f1e2d3c"
 TOKEN_ARN = "arn:aws:ssm:us-east-1:123456789012:parameter/test-stack/buildkite/agent-token"
+INSTALL_ASSETS_LAYER = "arn:aws:lambda:us-east-1:123456789012:layer:buildkite-InstallAssets:7"
+QUICK_START_SNIPPET = ROOT / "packer" / "quick-start" / "user-data.sh"
 WIRED = {
     "ParentStackName": "buildkite",
     "ParentStackId": ROOT_STACK_ID,
@@ -39,6 +41,7 @@ WIRED = {
     "SecurityGroupId": "sg-0123456789abcdef0",
     "AgentTokenParameterPath": "/test-stack/buildkite/agent-token",
     "AgentTokenParameterArn": TOKEN_ARN,
+    "InstallAssetsLayerArn": INSTALL_ASSETS_LAYER,
 }
 
 
@@ -103,13 +106,28 @@ def test_boot_settings_file_lists_the_agreed_names():
     assert all(re.fullmatch(r"[A-Z][A-Z0-9_]*", name) for name in names)
 
 
-def test_user_data_exports_exactly_the_boot_settings(fleet):
-    script = user_data(rendered(fleet))
+def without_quick_start(script: str) -> str:
+    """The user data without its quick-start block (packer/quick-start/user-data.sh)."""
+    snippet = QUICK_START_SNIPPET.read_text(encoding="utf-8").replace(
+        "${InstallAssetsLayerArn}", INSTALL_ASSETS_LAYER
+    )
+    assert script.count(snippet) <= 1
+    return script.replace(snippet, "")
+
+
+@pytest.mark.parametrize("image", [{}, {"ImageId": "ami-0123456789abcdef0"}])
+def test_user_data_exports_exactly_the_boot_settings(fleet, image):
+    script = user_data(rendered(fleet, **image))
     names = [name for name, _ in exported(script)]
     assert len(names) == len(set(names)), "a setting is exported twice"
     assert set(names) == set(boot_settings())
-    # Nothing but exports, then the boot script takes over the process.
-    lines = [line for line in script.strip().splitlines() if not line.startswith("#!")]
+    # Nothing but exports (and, for the quick start, its install block), then the boot script
+    # takes over the process.
+    lines = [
+        line
+        for line in without_quick_start(script).strip().splitlines()
+        if line.strip() and not line.startswith("#!")
+    ]
     assert lines[-1] == f"exec {BOOT_SCRIPT}"
     assert all(EXPORT.match(line) or line == "set -eu" for line in lines[:-1])
 
@@ -143,7 +161,8 @@ def test_user_data_hands_the_parameters_to_the_boot_script(fleet, tmp_path):
     script = user_data(stack)
     assert f"exec {BOOT_SCRIPT}" in script
     path = tmp_path / "user-data.sh"
-    path.write_text(script.replace(f"exec {BOOT_SCRIPT}", "exec env"))
+    # The quick-start block (tested in tests/packer/quick_start.bats) would install the agent.
+    path.write_text(without_quick_start(script).replace(f"exec {BOOT_SCRIPT}", "exec env"))
     result = subprocess.run(
         ["bash", str(path)], env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True
     )
@@ -224,17 +243,19 @@ def test_no_value_that_reaches_user_data_can_break_its_quoting(fleet):
 # --- resources per scenario --------------------------------------------------------------------
 def test_default_creates_role_image_launch_template_group_and_custom_resources(fleet):
     stack = rendered(fleet)
+    # No image given and none built: the quick start, so no AgentImage parameter either.
     assert set(stack.resources) == {
         "InstanceRole",
         "InstanceProfile",
-        "AgentImage",
         "AgentLaunchTemplate",
         "AgentAutoScaleGroup",
         "AzRebalancingSuspender",
         "StopBuildkiteAgents",
     }
     assert stack.resources["InstanceProfile"]["Properties"]["Roles"] == [{"Ref": "InstanceRole"}]
-    assert launch_data(stack)["ImageId"] == {"Fn::GetAtt": ["AgentImage", "Value"]}
+    assert stack.evaluate(launch_data(stack)["ImageId"]) == (
+        "{{resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64}}"
+    )
     assert "KeyName" not in launch_data(stack)
 
 
@@ -702,6 +723,7 @@ def test_outputs_name_group_role_and_launch_template(fleet):
         "InstanceRoleName",
         "InstanceRoleArn",
         "LaunchTemplateId",
+        "AgentImageSource",
     }
     for output in stack.outputs.values():
         assert len(output["Description"]) > 10

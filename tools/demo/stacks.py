@@ -40,6 +40,8 @@ CUSTOM_RESOURCE_TYPES = ("AWS::CloudFormation::CustomResource",)
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
 # Placeholder ServiceTokens: the root stack would pass its functions' ARNs.
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:{name}"
+# The root's install assets layer; unused here, since the demo gives an ImageId.
+INSTALL_ASSETS_LAYER_ARN = "arn:aws:lambda:us-east-1:123456789012:layer:{name}:1"
 # An AMI moto knows; the template's AgentImages mapping has no row until an image is built.
 DEMO_IMAGE_ID = "ami-12c6146b"
 
@@ -265,6 +267,7 @@ def _fleet_parameters(
         "ParentStackId": f"arn:aws:cloudformation:us-east-1:123456789012:stack/{prefix}/demo",
         "AzRebalancingSuspenderFunctionArn": FUNCTION_ARN.format(name=f"{prefix}-az-rebalancing"),
         "StopBuildkiteAgentsFunctionArn": FUNCTION_ARN.format(name=f"{prefix}-stop-agents"),
+        "InstallAssetsLayerArn": INSTALL_ASSETS_LAYER_ARN.format(name=f"{prefix}-install-assets"),
         "Subnets": network.outputs["Subnets"],
         "SecurityGroupId": network.outputs["SecurityGroupId"],
         "AgentTokenParameterPath": storage.outputs["AgentTokenParameterPath"],

@@ -25,6 +25,11 @@ BK_SIGNING_JWKS="$BK_CONFIG_DIR/signing-key.json"
 BK_VERIFICATION_JWKS="$BK_CONFIG_DIR/verification-key.json"
 BK_SUDOERS_DIR="$BK_ROOT/etc/sudoers.d"
 instance_id=""
+# Settings of the instance features the hooks and timers read after boot (see prepare_instance).
+INSTANCE_FEATURE_SETTINGS=(BUILDKITE_DOCKER_USERNS_REMAP BUILDKITE_DOCKER_PRUNE_UNTIL
+  BUILDKITE_DOCKER_BUILDER_PRUNE_ENABLED BUILDKITE_ENABLE_PRE_EXIT_DISK_CLEANUP
+  BUILDKITE_TERMINATE_INSTANCE_ON_DISK_FULL BUILDKITE_PURGE_BUILDS_ON_DISK_FULL
+  BUILDKITE_ECR_CREDENTIAL_HELPER_ENABLED)
 
 # signal_cloudformation EXIT_CODE: tell CloudFormation how the boot went. Instances launched after
 # the stack finished (scale-out, replacement) have nobody waiting, so a refused signal is logged
@@ -128,7 +133,8 @@ write_settings() {
       BUILDKITE_ARTIFACTS_BUCKET BUILDKITE_ECR_PLUGIN_ENABLED \
       BUILDKITE_DOCKER_LOGIN_PLUGIN_ENABLED BUILDKITE_SECRETS_PLUGIN_ENABLED \
       BUILDKITE_DISK_MIN_FREE_GB BUILDKITE_DISK_MIN_FREE_INODES \
-      BUILDKITE_S3_DEFAULT_REGION BUILDKITE_S3_ACL; do
+      BUILDKITE_S3_DEFAULT_REGION BUILDKITE_S3_ACL \
+      "${INSTANCE_FEATURE_SETTINGS[@]}"; do
       printf 'export %s=%q\n' "$name" "${!name:-}"
     done
   } >"$partial"
@@ -323,6 +329,16 @@ run_bootstrap_script() {
   bk_log "the bootstrap script finished"
 }
 
+# prepare_instance: the instance features, each its own script reading its settings from this
+# environment: /tmp and instance storage, the docker daemon's settings (restarts docker), the
+# agent release channel, git mirrors.
+prepare_instance() {
+  bk-mount-instance-storage
+  bk-configure-docker
+  bk-select-agent-release
+  bk-git-mirrors
+}
+
 wait_for_docker() {
   local attempt
   systemctl start docker.service
@@ -379,6 +395,7 @@ main() {
   lifecycle_state="$(bk_imds autoscaling/target-lifecycle-state)" || lifecycle_state=""
   bk_log "instance $instance_id, target lifecycle state '${lifecycle_state:-unknown}'"
 
+  prepare_instance
   write_settings
   local tags
   tags="$(agent_tags)"

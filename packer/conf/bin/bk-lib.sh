@@ -22,6 +22,10 @@ BK_LEAVING_MARKER="$BK_STATE_DIR/leaving"
 # Written when the instance booted into a warm pool: the agent starts when it enters service.
 BK_WARM_MARKER="$BK_STATE_DIR/warm-pool"
 BK_LOG_DIR="$BK_ROOT/var/log"
+# Written by bk-mount-instance-storage when NVMe instance storage is mounted (holds its path).
+BK_INSTANCE_STORAGE_MARKER="$BK_STATE_DIR/instance-storage"
+# Agent settings the instance features add (git mirrors path); the agent unit loads it.
+BK_AGENT_FEATURES_ENV="$BK_CONFIG_DIR/features.env"
 
 BK_AGENT_UNIT=buildkite-agent.service
 BK_IMDS_URL=http://169.254.169.254/latest
