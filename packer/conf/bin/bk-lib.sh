@@ -19,7 +19,8 @@ BK_STATUS_FILE="$BK_STATE_DIR/boot-status"
 # Written before this instance stops its agent on purpose (lifecycle drain, spot notice), so the
 # agent's ExecStopPost (bk-terminate-instance) leaves the instance alone.
 BK_LEAVING_MARKER="$BK_STATE_DIR/leaving"
-# Written when the instance booted into a warm pool: the agent starts when it enters service.
+# Written when the boot left the agent for later (a warm pool, or a target lifecycle state that
+# is not yet InService): bk-lifecycle-handler starts the agent when the instance enters service.
 BK_WARM_MARKER="$BK_STATE_DIR/warm-pool"
 BK_LOG_DIR="$BK_ROOT/var/log"
 
@@ -120,6 +121,15 @@ bk_aws() {
     rm -f "$errors"
     return "$rc"
   done
+}
+
+# bk_fetchable_url URL: true for the URLs bk-fetch downloads: s3://bucket/key, https://...
+# and file:///absolute/path. Anything else, plain http:// included, is refused.
+bk_fetchable_url() {
+  case "$1" in
+    s3://?* | https://?* | file:///?*) return 0 ;;
+    *) return 1 ;;
+  esac
 }
 
 # bk_agent_state: systemd's ActiveState of the agent unit (active, deactivating, inactive, ...).
