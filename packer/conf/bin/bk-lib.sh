@@ -27,7 +27,8 @@ BK_LOG_DIR="$BK_ROOT/var/log"
 BK_AGENT_UNIT=buildkite-agent.service
 BK_IMDS_URL=http://169.254.169.254/latest
 # The AWS CLI's own retries come first (adaptive mode honours throttling); bk_aws adds a
-# slower outer loop for throttling that outlasts them.
+# slower outer loop that outlasts them, for throttling and for Auto Scaling being busy with the
+# group (a scaling activity in progress, a pending update of the same resource).
 export AWS_RETRY_MODE=adaptive
 export AWS_MAX_ATTEMPTS=5
 export AWS_PAGER=""
@@ -96,10 +97,21 @@ bk_imds() {
     -H "X-aws-ec2-metadata-token: $token" "$BK_IMDS_URL/meta-data/$1"
 }
 
-# bk_aws ARGS...: run the AWS CLI; when AWS throttles, back off (2, 4, 8, 16 s) and try again.
-# Prints the CLI's stdout; passes its stderr through on failure.
+# Errors that mean "the same call may work in a moment".
+BK_AWS_TRANSIENT_ERRORS='throttl|rate exceeded|requestlimitexceeded|too many requests|ScalingActivityInProgress|ResourceContention'
+BK_AWS_MAX_BACKOFF_SECONDS=30
+
+# bk_aws ARGS...: run the AWS CLI; after a transient error back off (2, 4, 8, 16 s) and try
+# again, five attempts in all. Prints the CLI's stdout; passes its stderr through on failure.
 bk_aws() {
-  local attempt=1 delay=2 output errors rc
+  bk_aws_patiently 5 "$@"
+}
+
+# bk_aws_patiently ATTEMPTS ARGS...: bk_aws with ATTEMPTS attempts; the backoff doubles from
+# 2 s up to BK_AWS_MAX_BACKOFF_SECONDS.
+bk_aws_patiently() {
+  local attempts=$1 attempt=1 delay=2 output errors rc
+  shift
   errors="$(mktemp)"
   while :; do
     rc=0
@@ -109,12 +121,11 @@ bk_aws() {
       printf '%s\n' "$output"
       return 0
     fi
-    if ((attempt < 5)) &&
-      grep -qiE 'throttl|rate exceeded|requestlimitexceeded|too many requests' "$errors"; then
-      bk_log "aws $1 $2 was throttled (attempt $attempt); retrying in ${delay}s"
+    if ((attempt < attempts)) && grep -qiE "$BK_AWS_TRANSIENT_ERRORS" "$errors"; then
+      bk_log "aws $1 $2 failed with a transient error (attempt $attempt of $attempts): $(grep -oiE "$BK_AWS_TRANSIENT_ERRORS" "$errors" | head -n 1); retrying in ${delay}s"
       sleep "$delay"
       attempt=$((attempt + 1))
-      delay=$((delay * 2))
+      delay=$((delay * 2 > BK_AWS_MAX_BACKOFF_SECONDS ? BK_AWS_MAX_BACKOFF_SECONDS : delay * 2))
       continue
     fi
     cat "$errors" >&2
