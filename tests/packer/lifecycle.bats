@@ -299,3 +299,14 @@ HOOK
   assert_called "systemctl start buildkite-agent.service"
   [[ ! -e "$ROOT/var/lib/bk-elastic-stack/warm-pool" ]] || fail_with "warm-pool marker left behind"
 }
+
+@test "a spot notice on an instance whose agent is not running keeps the handler up" {
+  notice_at=$((START_CLOCK + 120))
+  spot_notice_at "$notice_at"
+  respond systemctl-kill 1 "" "Failed to kill unit buildkite-agent.service: No main process to kill"
+  respond_default systemctl-is-active 3 inactive
+  instance_gone_at "$notice_at"
+  run_systemd_script "$HANDLER"
+  assert_killed_by_instance_end
+  assert_called "--signal=SIGTERM"
+}
