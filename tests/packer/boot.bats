@@ -209,13 +209,14 @@ SCRIPT
   assert_called "--exit-code 1"
 }
 
-@test "plain http bootstrap URLs are refused" {
+@test "plain http bootstrap URLs are refused before anything is done" {
   given_token
   set_setting BUILDKITE_BOOTSTRAP_SCRIPT_URL=http://example.com/boot.sh
   run_script "$BOOT"
   assert_failure
   refute_called "curl --silent --show-error --fail --location"
-  grep -q "refusing to fetch http:// URL" "$LOG"
+  refute_called "aws ssm get-parameter"
+  grep -q "BUILDKITE_BOOTSTRAP_SCRIPT_URL must be an s3://, https:// or file:/// URL" "$LOG"
 }
 
 @test "one job per instance and pipeline signing reach the agent config" {
@@ -439,4 +440,80 @@ API_KEY="s3cr\"et\\x"'
     fail_with "the value reached the log"
   fi
   refute_called "buildkite-agent.service"
+}
+
+@test "an instance the group is already terminating does not start its agent" {
+  given_token
+  imds autoscaling/target-lifecycle-state Terminated
+  run_script "$BOOT"
+  assert_success
+  refute_called "systemctl enable --now buildkite-agent.service"
+  refute_called "systemctl enable buildkite-agent.service"
+  refute_called "systemctl start buildkite-agent.service"
+  # The lifecycle handler runs, to complete the lifecycle action.
+  assert_called "systemctl enable --now bk-lifecycle-handler.service"
+  [[ ! -e "$ROOT/var/lib/bk-elastic-stack/warm-pool" ]] || fail_with "the agent was left to start later"
+  [[ "$(<"$STATUS")" == Completed ]] || fail_with "status: $(<"$STATUS")"
+  grep -q "already terminating this instance: not starting the agent" "$LOG"
+}
+
+@test "an instance drained while it boots does not start its agent" {
+  given_token
+  respond docker-info 1
+  # The group puts the instance into Terminating:Wait while the boot waits for docker.
+  on_sleep "printf Terminated >'$FAKE_STATE/imds/autoscaling/target-lifecycle-state'"
+  run_script "$BOOT"
+  assert_success
+  assert_called "sleep 2"
+  refute_called "systemctl enable --now buildkite-agent.service"
+  refute_called "systemctl enable buildkite-agent.service"
+}
+
+@test "an instance not yet headed for InService leaves the agent to the lifecycle handler" {
+  given_token
+  rm "$FAKE_STATE/imds/autoscaling/target-lifecycle-state"
+  run_script "$BOOT"
+  assert_success
+  refute_called "buildkite-agent.service"
+  [[ -e "$ROOT/var/lib/bk-elastic-stack/warm-pool" ]] || fail_with "no start-on-service marker"
+
+  imds autoscaling/target-lifecycle-state InService
+  run_systemd_script "$BIN_DIR/bk-lifecycle-handler" --once
+  assert_success
+  assert_called "systemctl start buildkite-agent.service"
+}
+
+@test "the grace period reaches the settings file the lifecycle handler reads" {
+  given_token
+  set_setting BUILDKITE_TERMINATION_GRACE_PERIOD=45
+  run_script "$BOOT"
+  assert_success
+  grep -qx "export BUILDKITE_TERMINATION_GRACE_PERIOD=45" "$ROOT/etc/buildkite-agent/cfn-env"
+}
+
+@test "a grace period below the hook's 30 s minimum fails the boot" {
+  given_token
+  set_setting BUILDKITE_TERMINATION_GRACE_PERIOD=29
+  run_script "$BOOT"
+  assert_failure
+  refute_called "aws ssm get-parameter"
+  grep -q "BUILDKITE_TERMINATION_GRACE_PERIOD must be a whole number >= 30" "$LOG"
+}
+
+@test "an idle period of 0 (the agent's never) fails the boot" {
+  given_token
+  set_setting BUILDKITE_SCALE_IN_IDLE_PERIOD=0
+  run_script "$BOOT"
+  assert_failure
+  refute_called "aws ssm get-parameter"
+  grep -q "BUILDKITE_SCALE_IN_IDLE_PERIOD must be a whole number >= 1" "$LOG"
+}
+
+@test "a control character in a setting fails the boot (no config injection)" {
+  given_token
+  set_setting "BUILDKITE_AGENT_ENDPOINT=https://agent.example.com/v3"$'\r'"tags=\"x\""
+  run_script "$BOOT"
+  assert_failure
+  refute_called "aws ssm get-parameter"
+  grep -q "BUILDKITE_AGENT_ENDPOINT contains a quote, backslash or control character" "$LOG"
 }

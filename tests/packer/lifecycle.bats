@@ -22,6 +22,37 @@ agent_stops_after() {
   respond_default systemctl-is-active 3 inactive
 }
 
+# agent_never_stops: the agent unit stays deactivating (a job that ignores SIGTERM, a stuck agent).
+agent_never_stops() {
+  respond_default systemctl-is-active 0 deactivating
+}
+
+# agent_stops_after_cancel: the agent runs its job until it is cancelled (SIGQUIT), then stops.
+agent_stops_after_cancel() {
+  agent_never_stops
+  on_sleep "if grep -q -- '--signal=SIGQUIT' '$CALLS'; then
+  printf '3\n' >'$FAKE_STATE/responses/systemctl-is-active/default.rc'
+  printf 'inactive\n' >'$FAKE_STATE/responses/systemctl-is-active/default.out'
+fi"
+}
+
+# grace_period SECONDS: the stack's InstanceTerminationGracePeriod, as the boot script left it.
+grace_period() {
+  set_setting "BUILDKITE_TERMINATION_GRACE_PERIOD=$1"
+  write_settings_file
+}
+
+# assert_hook_kept_alive TIMEOUT: from the drain's start to the completion, the hook (heartbeat
+# timeout TIMEOUT seconds) never went TIMEOUT seconds without a heartbeat.
+assert_hook_kept_alive() {
+  local timeout=$1 previous=$START_CLOCK at
+  for at in $(clocks_at record-lifecycle-action-heartbeat) $(clock_at complete-lifecycle-action); do
+    ((at - previous < timeout)) ||
+      fail_with "no heartbeat between $previous and $at (hook timeout ${timeout}s)" || return 1
+    previous=$at
+  done
+}
+
 @test "drain: stop the agent gracefully, heartbeat while the job runs, then complete the action" {
   imds autoscaling/target-lifecycle-state Terminated
   agent_stops_after 15 # 15 polls of 10 s: the job needs 150 s more
@@ -83,41 +114,157 @@ agent_stops_after() {
   refute_called "lifecycle-action"
 }
 
+@test "a stuck agent: the job is cancelled at the grace period, then the action is completed" {
+  grace_period 600
+  imds autoscaling/target-lifecycle-state Terminated
+  agent_never_stops
+  instance_gone_at $((START_CLOCK + 7200)) # the old handler heartbeated until the hook's 48 h limit
+  run_systemd_script "$HANDLER"
+  assert_success
+
+  assert_order \
+    "systemctl stop --no-block buildkite-agent.service" \
+    "record-lifecycle-action-heartbeat" \
+    "systemctl kill --kill-whom=main --signal=SIGQUIT buildkite-agent.service" \
+    "aws autoscaling complete-lifecycle-action $HOOK_ARGS --lifecycle-action-result CONTINUE"
+  [[ "$(clock_at "--signal=SIGQUIT")" == $((START_CLOCK + 600)) ]] ||
+    fail_with "cancelled at $(clock_at "--signal=SIGQUIT"), expected at the grace period"
+  [[ "$(clock_at complete-lifecycle-action)" == $((START_CLOCK + 625)) ]] ||
+    fail_with "completed at $(clock_at complete-lifecycle-action), expected 25 s after the cancel"
+  for at in $(clocks_at record-lifecycle-action-heartbeat); do
+    ((at <= START_CLOCK + 600)) || fail_with "heartbeat at $at, after the grace period"
+  done
+  assert_hook_kept_alive 600
+  [[ "$(count_calls complete-lifecycle-action)" == 1 ]] || fail_with "expected one completion"
+  [[ "$(count_calls "--signal=")" == 1 ]] || fail_with "expected the one SIGQUIT (no second SIGTERM, no SIGKILL)"
+  [[ "$output" == *"drain outcome: cancel-timed-out"* ]] || fail_with "no drain outcome in the log"
+}
+
+@test "a job cancelled at the grace period: the action completes as soon as the agent stops" {
+  grace_period 600
+  imds autoscaling/target-lifecycle-state Terminated
+  agent_stops_after_cancel
+  instance_gone_at $((START_CLOCK + 7200))
+  run_systemd_script "$HANDLER"
+  assert_success
+  [[ "$(clock_at "--signal=SIGQUIT")" == $((START_CLOCK + 600)) ]] || fail_with "SIGQUIT at $(clock_at "--signal=SIGQUIT")"
+  [[ "$(clock_at complete-lifecycle-action)" == $((START_CLOCK + 610)) ]] ||
+    fail_with "completed at $(clock_at complete-lifecycle-action)"
+  [[ "$output" == *"drain outcome: cancelled-at-limit"* ]] || fail_with "no drain outcome in the log"
+}
+
+@test "a 30 s grace period: heartbeats every 10 s keep the hook alive until the cancel" {
+  grace_period 30
+  imds autoscaling/target-lifecycle-state Terminated
+  agent_never_stops
+  instance_gone_at $((START_CLOCK + 3600))
+  run_systemd_script "$HANDLER"
+  assert_success
+  assert_hook_kept_alive 30
+  [[ "$(clocks_at record-lifecycle-action-heartbeat | tr '\n' ' ')" == "$((START_CLOCK + 10)) $((START_CLOCK + 20)) $((START_CLOCK + 30)) " ]] ||
+    fail_with "heartbeats at $(clocks_at record-lifecycle-action-heartbeat | tr '\n' ' ')"
+  [[ "$(clock_at "--signal=SIGQUIT")" == $((START_CLOCK + 30)) ]] || fail_with "SIGQUIT at $(clock_at "--signal=SIGQUIT")"
+  [[ "$(clock_at complete-lifecycle-action)" == $((START_CLOCK + 55)) ]] ||
+    fail_with "completed at $(clock_at complete-lifecycle-action)"
+}
+
+@test "a restarted handler keeps the drain's first deadline and heartbeats at once" {
+  grace_period 600
+  imds autoscaling/target-lifecycle-state Terminated
+  printf '%s\n' $((START_CLOCK - 500)) >"$ROOT/var/lib/bk-elastic-stack/drain-started"
+  agent_never_stops
+  instance_gone_at $((START_CLOCK + 7200))
+  run_systemd_script "$HANDLER"
+  assert_success
+  [[ "$(clock_at record-lifecycle-action-heartbeat)" == "$START_CLOCK" ]] || fail_with "no heartbeat on resuming"
+  [[ "$(clock_at "--signal=SIGQUIT")" == $((START_CLOCK + 100)) ]] || fail_with "SIGQUIT at $(clock_at "--signal=SIGQUIT")"
+  [[ "$(clock_at complete-lifecycle-action)" == $((START_CLOCK + 125)) ]] ||
+    fail_with "completed at $(clock_at complete-lifecycle-action)"
+}
+
+# spot_notice_at EPOCH [ACTION]: IMDS serves a spot interruption notice for EPOCH.
+spot_notice_at() {
+  imds spot/instance-action "{\"action\": \"${2:-terminate}\", \"time\": \"$(date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ)\"}"
+}
+
 @test "spot notice: SIGTERM at once, SIGQUIT 20 seconds before the termination time" {
   imds autoscaling/target-lifecycle-state InService
   notice_at=$((START_CLOCK + 120))
-  imds spot/instance-action "{\"action\": \"terminate\", \"time\": \"$(date -u -d "@$notice_at" +%Y-%m-%dT%H:%M:%SZ)\"}"
+  spot_notice_at "$notice_at"
   respond_default systemctl-is-active 0 active
+  instance_gone_at "$notice_at"
   run_systemd_script "$HANDLER"
-  assert_success
+  assert_killed_by_instance_end
 
   [[ -e "$MARKER" ]] || fail_with "no leaving marker"
   assert_order \
     "systemctl kill --kill-whom=main --signal=SIGTERM buildkite-agent.service" \
-    "sleep 100" \
     "systemctl kill --kill-whom=main --signal=SIGQUIT buildkite-agent.service"
-  [[ "$(clock)" == $((notice_at - 20)) ]] || fail_with "SIGQUIT at $(clock), expected $((notice_at - 20))"
+  [[ "$(clock_at "--signal=SIGTERM")" == "$START_CLOCK" ]] || fail_with "SIGTERM at $(clock_at "--signal=SIGTERM")"
+  [[ "$(clock_at "--signal=SIGQUIT")" == $((notice_at - 20)) ]] ||
+    fail_with "SIGQUIT at $(clock_at "--signal=SIGQUIT"), expected $((notice_at - 20))"
+  [[ "$(count_calls "--signal=")" == 2 ]] || fail_with "expected one SIGTERM and one SIGQUIT"
   refute_called "terminate-instance-in-auto-scaling-group"
 }
 
 @test "spot notice closer than 20 seconds: SIGQUIT without waiting" {
   notice_at=$((START_CLOCK + 15))
-  imds spot/instance-action "{\"action\": \"stop\", \"time\": \"$(date -u -d "@$notice_at" +%Y-%m-%dT%H:%M:%SZ)\"}"
+  spot_notice_at "$notice_at" stop
   respond_default systemctl-is-active 0 active
+  instance_gone_at "$notice_at"
   run_systemd_script "$HANDLER"
-  assert_success
-  refute_called "sleep"
-  assert_order "--signal=SIGTERM" "--signal=SIGQUIT"
+  assert_killed_by_instance_end
+  assert_order "--signal=SIGTERM" "--signal=SIGQUIT" "sleep"
+  [[ "$(clock_at "--signal=SIGQUIT")" == "$START_CLOCK" ]] || fail_with "SIGQUIT at $(clock_at "--signal=SIGQUIT")"
 }
 
 @test "spot notice after the agent already finished: no SIGQUIT" {
   notice_at=$((START_CLOCK + 120))
-  imds spot/instance-action "{\"action\": \"terminate\", \"time\": \"$(date -u -d "@$notice_at" +%Y-%m-%dT%H:%M:%SZ)\"}"
+  spot_notice_at "$notice_at"
   respond_default systemctl-is-active 3 inactive
+  instance_gone_at "$notice_at"
   run_systemd_script "$HANDLER"
-  assert_success
+  assert_killed_by_instance_end
   assert_called "--signal=SIGTERM"
   refute_called "--signal=SIGQUIT"
+}
+
+@test "spot notice during a drain: the job is cancelled before the interruption, then the action is completed" {
+  imds autoscaling/target-lifecycle-state Terminated
+  agent_stops_after_cancel
+  # A rebalance drain is running; a minute later the two-minute notice arrives.
+  notice_at=$((START_CLOCK + 180))
+  on_sleep "if ((CLOCK >= $START_CLOCK + 60)) && [[ ! -e '$FAKE_STATE/imds/spot/instance-action' ]]; then
+  mkdir -p '$FAKE_STATE/imds/spot'
+  printf '{\"action\": \"terminate\", \"time\": \"%s\"}' '$(date -u -d "@$notice_at" +%Y-%m-%dT%H:%M:%SZ)' >'$FAKE_STATE/imds/spot/instance-action'
+fi"
+  instance_gone_at "$notice_at"
+  run_systemd_script "$HANDLER"
+  assert_success
+
+  [[ "$(clock_at "--signal=SIGQUIT")" == $((notice_at - 20)) ]] ||
+    fail_with "SIGQUIT at $(clock_at "--signal=SIGQUIT"), expected 20 s before the interruption"
+  refute_called "--signal=SIGTERM" # the drain's stop already asked; a second SIGTERM cancels at once
+  [[ "$(count_calls "systemctl stop")" == 1 ]] || fail_with "expected one stop"
+  assert_order "--signal=SIGQUIT" "complete-lifecycle-action $HOOK_ARGS --lifecycle-action-result CONTINUE"
+  (($(clock_at complete-lifecycle-action) < notice_at)) || fail_with "completed after the interruption"
+}
+
+@test "drain after a spot notice: the handler stays up and completes the lifecycle action" {
+  imds autoscaling/target-lifecycle-state InService
+  notice_at=$((START_CLOCK + 120))
+  spot_notice_at "$notice_at"
+  agent_stops_after 3 # the job finishes 30 s after the SIGTERM
+  # The group then terminates the interrupted instance through its lifecycle hook.
+  on_sleep "if ((CLOCK >= $START_CLOCK + 40)); then printf Terminated >'$FAKE_STATE/imds/autoscaling/target-lifecycle-state'; fi"
+  instance_gone_at "$notice_at"
+  run_systemd_script "$HANDLER"
+  assert_success
+
+  assert_order "--signal=SIGTERM" "aws autoscaling complete-lifecycle-action $HOOK_ARGS --lifecycle-action-result CONTINUE"
+  refute_called "systemctl stop" # the agent was already asked to stop
+  refute_called "--signal=SIGQUIT"
+  (($(clock_at complete-lifecycle-action) < notice_at)) || fail_with "completed after the interruption"
 }
 
 @test "in service with no notice: the handler does nothing" {
@@ -151,4 +298,15 @@ HOOK
   assert_success
   assert_called "systemctl start buildkite-agent.service"
   [[ ! -e "$ROOT/var/lib/bk-elastic-stack/warm-pool" ]] || fail_with "warm-pool marker left behind"
+}
+
+@test "a spot notice on an instance whose agent is not running keeps the handler up" {
+  notice_at=$((START_CLOCK + 120))
+  spot_notice_at "$notice_at"
+  respond systemctl-kill 1 "" "Failed to kill unit buildkite-agent.service: No main process to kill"
+  respond_default systemctl-is-active 3 inactive
+  instance_gone_at "$notice_at"
+  run_systemd_script "$HANDLER"
+  assert_killed_by_instance_end
+  assert_called "--signal=SIGTERM"
 }

@@ -83,3 +83,41 @@ setup() {
   assert_success
   refute_called "aws "
 }
+
+# group_busy ERROR: TerminateInstanceInAutoScalingGroup answers once with Auto Scaling's ERROR.
+group_busy() {
+  respond aws-autoscaling-terminate-instance-in-auto-scaling-group 254 "" \
+    "An error occurred ($1) when calling the TerminateInstanceInAutoScalingGroup operation: the group is busy"
+}
+
+@test "a scaling activity in progress is waited out: the instance still leaves with a decrement" {
+  group_busy ScalingActivityInProgress
+  group_busy ScalingActivityInProgress
+  group_busy ScalingActivityInProgress
+  run_systemd_script "$TERMINATE"
+  assert_success
+  [[ "$(count_calls "$DECREMENT")" == 4 ]] || fail_with "expected four attempts with a decrement"
+  refute_called "$NO_DECREMENT"
+  refute_called "set-instance-health"
+  assert_order "sleep 10" "$DECREMENT" "sleep 2" "sleep 4" "sleep 8"
+}
+
+@test "resource contention is retried: the instance still leaves with a decrement" {
+  group_busy ResourceContention
+  run_systemd_script "$TERMINATE"
+  assert_success
+  [[ "$(count_calls "$DECREMENT")" == 2 ]] || fail_with "expected two attempts with a decrement"
+  refute_called "$NO_DECREMENT"
+}
+
+@test "a group busy for three minutes: only then the instance leaves without a decrement" {
+  for ((attempt = 1; attempt <= 10; attempt++)); do
+    group_busy ScalingActivityInProgress
+  done
+  run_systemd_script "$TERMINATE"
+  assert_success
+  [[ "$(count_calls "$DECREMENT")" == 10 ]] || fail_with "expected ten attempts with a decrement"
+  assert_called "$NO_DECREMENT"
+  # 10 s for the logs, then 2 + 4 + 8 + 16 + 5 x 30 s of backoff: bounded.
+  [[ "$(clock)" == $((START_CLOCK + 10 + 180)) ]] || fail_with "clock at $(clock)"
+}

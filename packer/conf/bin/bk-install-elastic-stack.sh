@@ -89,9 +89,59 @@ require_count() {
 
 # config_value NAME VALUE: refuse values that could break out of a quoted agent config line.
 config_value() {
-  if [[ "$2" == *[\"\\$'\n']* ]]; then
-    bk_log "setting $1 contains a quote, backslash or newline"
+  if [[ "$2" == *[\"\\[:cntrl:]]* ]]; then
+    bk_log "setting $1 contains a quote, backslash or control character (newline, tab, ...)"
     return 1
+  fi
+}
+
+# fetchable_url NAME [ssm]: fail unless the setting is empty or a URL bk-fetch accepts (with
+# ssm, also an ssm:/path of parameters for an environment file).
+fetchable_url() {
+  local value="${!1:-}"
+  if [[ -z "$value" ]] || bk_fetchable_url "$value"; then
+    return 0
+  fi
+  if [[ "${2:-}" == ssm ]]; then
+    [[ "$value" =~ $BK_SSM_PATH_URL ]] && return 0
+    bk_log "setting $1 must be an s3://, https:// or file:/// URL, or ssm:/path"
+  else
+    bk_log "setting $1 must be an s3://, https:// or file:/// URL"
+  fi
+  return 1
+}
+
+# check_settings: every rule the boot settings must follow, checked before anything is done.
+# The root template's parameters refuse every value these rules refuse
+# (tests/templates/test_boot_setting_rules.py runs this function against the patterns).
+check_settings() {
+  require AWS_REGION BUILDKITE_STACK_NAME BUILDKITE_QUEUE BUILDKITE_AGENT_TOKEN_PATH
+  if ! [[ "$AWS_REGION" =~ ^[a-z0-9-]+$ ]]; then
+    bk_log "AWS_REGION '$AWS_REGION' is not a region name"
+    return 1
+  fi
+  require_count BUILDKITE_AGENTS_PER_INSTANCE 1
+  # 0 would be the agent's "never": the instance would never leave.
+  require_count BUILDKITE_SCALE_IN_IDLE_PERIOD 1
+  # The lifecycle hook's smallest heartbeat timeout.
+  require_count BUILDKITE_TERMINATION_GRACE_PERIOD 30
+  local name
+  for name in BUILDKITE_STACK_NAME BUILDKITE_QUEUE BUILDKITE_AGENT_TAGS BUILDKITE_AGENT_ENDPOINT \
+    BUILDKITE_STACK_VERSION BUILDKITE_PIPELINE_SIGNING_KMS_KEY; do
+    config_value "$name" "${!name:-}"
+  done
+  fetchable_url BUILDKITE_BOOTSTRAP_SCRIPT_URL
+  fetchable_url BUILDKITE_ENV_FILE_URL ssm
+  check_agent_settings
+  if [[ -n "${BUILDKITE_PIPELINE_SIGNING_KMS_KEY:-}" ]]; then
+    # The access level is granted by the instance role; the agent is configured the same way.
+    case "${BUILDKITE_PIPELINE_SIGNING_KMS_ACCESS:-}" in
+      sign-and-verify | verify) ;;
+      *)
+        bk_log "BUILDKITE_PIPELINE_SIGNING_KMS_ACCESS must be sign-and-verify or verify"
+        return 1
+        ;;
+    esac
   fi
 }
 
@@ -129,7 +179,8 @@ write_settings() {
       "$AWS_REGION" "$AWS_REGION"
     for name in BUILDKITE_STACK_NAME BUILDKITE_STACK_VERSION BUILDKITE_QUEUE \
       BUILDKITE_AGENTS_PER_INSTANCE BUILDKITE_TERMINATE_INSTANCE_AFTER_JOB \
-      BUILDKITE_LIFECYCLE_HOOK_NAME BUILDKITE_SECRETS_BUCKET BUILDKITE_SECRETS_BUCKET_REGION \
+      BUILDKITE_LIFECYCLE_HOOK_NAME BUILDKITE_TERMINATION_GRACE_PERIOD \
+      BUILDKITE_SECRETS_BUCKET BUILDKITE_SECRETS_BUCKET_REGION \
       BUILDKITE_ARTIFACTS_BUCKET BUILDKITE_ECR_PLUGIN_ENABLED \
       BUILDKITE_DOCKER_LOGIN_PLUGIN_ENABLED BUILDKITE_SECRETS_PLUGIN_ENABLED \
       BUILDKITE_DISK_MIN_FREE_GB BUILDKITE_DISK_MIN_FREE_INODES \
@@ -353,6 +404,47 @@ wait_for_docker() {
   return 1
 }
 
+# target_lifecycle_state: where the Auto Scaling group is taking the instance ("unknown" when
+# IMDS does not say).
+target_lifecycle_state() {
+  local state
+  state="$(bk_imds autoscaling/target-lifecycle-state)" || state=""
+  printf '%s' "${state:-unknown}"
+}
+
+# start_agent_if_entering_service: start the agent only when the instance is headed for
+# InService, read again now that the boot is done (the group may have changed its mind).
+#   - InService: start it.
+#   - Warmed:*: booted into a warm pool; the lifecycle handler starts the agent when the
+#     instance enters service (the warm-pool marker).
+#   - Terminated: drained while booting (scale-in, health replacement, rebalancing); no agent,
+#     so no job dies with the instance. The lifecycle handler completes the lifecycle action.
+#   - anything else (Standby, Detached, not known yet): like a warm pool, the handler starts
+#     the agent if and when the instance enters service.
+start_agent_if_entering_service() {
+  local state
+  state="$(target_lifecycle_state)"
+  case "$state" in
+    InService)
+      systemctl enable --now "$BK_AGENT_UNIT"
+      bk_log "started the agent"
+      bk-telemetry boot-completed || true
+      ;;
+    Warmed:*)
+      bk_log "booted into the warm pool: the agent starts when the instance enters service"
+      : >"$BK_WARM_MARKER"
+      systemctl enable "$BK_AGENT_UNIT"
+      ;;
+    Terminated)
+      bk_log "the group is already terminating this instance: not starting the agent (the lifecycle handler completes the lifecycle action)"
+      ;;
+    *)
+      bk_log "target lifecycle state '$state': the agent starts when the instance enters service"
+      : >"$BK_WARM_MARKER"
+      ;;
+  esac
+}
+
 main() {
   mkdir -p "$BK_LOG_DIR" "$BK_STATE_DIR" "$BK_CONFIG_DIR"
   printf '%s: logging to %s\n' "${0##*/}" "$LOG_FILE"
@@ -363,37 +455,15 @@ main() {
   check_status
   start_log_shipping
 
-  require AWS_REGION BUILDKITE_STACK_NAME BUILDKITE_QUEUE BUILDKITE_AGENT_TOKEN_PATH
-  if ! [[ "$AWS_REGION" =~ ^[a-z0-9-]+$ ]]; then
-    bk_log "AWS_REGION '$AWS_REGION' is not a region name"
-    return 1
-  fi
-  require_count BUILDKITE_AGENTS_PER_INSTANCE 1
-  require_count BUILDKITE_SCALE_IN_IDLE_PERIOD 0
-  check_agent_settings
-  local name
-  for name in BUILDKITE_STACK_NAME BUILDKITE_QUEUE BUILDKITE_AGENT_TAGS BUILDKITE_AGENT_ENDPOINT \
-    BUILDKITE_STACK_VERSION BUILDKITE_PIPELINE_SIGNING_KMS_KEY; do
-    config_value "$name" "${!name:-}"
-  done
+  check_settings
 
   if [[ -n "${BUILDKITE_PIPELINE_SIGNING_KMS_KEY:-}" ]]; then
-    # The access level is granted by the instance role; the agent is configured the same way.
-    case "${BUILDKITE_PIPELINE_SIGNING_KMS_ACCESS:-}" in
-      sign-and-verify | verify) ;;
-      *)
-        bk_log "BUILDKITE_PIPELINE_SIGNING_KMS_ACCESS must be sign-and-verify or verify"
-        return 1
-        ;;
-    esac
     bk_log "pipeline signing with KMS key $BUILDKITE_PIPELINE_SIGNING_KMS_KEY ($BUILDKITE_PIPELINE_SIGNING_KMS_ACCESS)"
   fi
 
   bk_imds_refresh_token
   instance_id="$(bk_imds instance-id)"
-  local lifecycle_state
-  lifecycle_state="$(bk_imds autoscaling/target-lifecycle-state)" || lifecycle_state=""
-  bk_log "instance $instance_id, target lifecycle state '${lifecycle_state:-unknown}'"
+  bk_log "instance $instance_id, target lifecycle state '$(target_lifecycle_state)'"
 
   prepare_instance
   write_settings
@@ -410,19 +480,15 @@ main() {
   systemctl enable --now bk-lifecycle-handler.service
   wait_for_docker
 
-  if [[ "$lifecycle_state" == Warmed:* ]]; then
-    bk_log "booted into the warm pool: the agent starts when the instance enters service"
-    : >"$BK_WARM_MARKER"
-    systemctl enable "$BK_AGENT_UNIT"
-  else
-    systemctl enable --now "$BK_AGENT_UNIT"
-    bk_log "started the agent"
-    bk-telemetry boot-completed || true
-  fi
+  start_agent_if_entering_service
 
   signal_cloudformation 0
   printf 'Completed\n' >"$BK_STATUS_FILE"
   bk_log "boot completed"
 }
 
-main "$@"
+# Run when executed; only define the functions when sourced (the template tests call
+# check_settings against the parameters' patterns).
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  main "$@"
+fi

@@ -19,7 +19,8 @@ BK_STATUS_FILE="$BK_STATE_DIR/boot-status"
 # Written before this instance stops its agent on purpose (lifecycle drain, spot notice), so the
 # agent's ExecStopPost (bk-terminate-instance) leaves the instance alone.
 BK_LEAVING_MARKER="$BK_STATE_DIR/leaving"
-# Written when the instance booted into a warm pool: the agent starts when it enters service.
+# Written when the boot left the agent for later (a warm pool, or a target lifecycle state that
+# is not yet InService): bk-lifecycle-handler starts the agent when the instance enters service.
 BK_WARM_MARKER="$BK_STATE_DIR/warm-pool"
 BK_LOG_DIR="$BK_ROOT/var/log"
 # Written by bk-mount-instance-storage when NVMe instance storage is mounted (holds its path).
@@ -30,7 +31,8 @@ BK_AGENT_FEATURES_ENV="$BK_CONFIG_DIR/features.env"
 BK_AGENT_UNIT=buildkite-agent.service
 BK_IMDS_URL=http://169.254.169.254/latest
 # The AWS CLI's own retries come first (adaptive mode honours throttling); bk_aws adds a
-# slower outer loop for throttling that outlasts them.
+# slower outer loop that outlasts them, for throttling and for Auto Scaling being busy with the
+# group (a scaling activity in progress, a pending update of the same resource).
 export AWS_RETRY_MODE=adaptive
 export AWS_MAX_ATTEMPTS=5
 export AWS_PAGER=""
@@ -99,10 +101,21 @@ bk_imds() {
     -H "X-aws-ec2-metadata-token: $token" "$BK_IMDS_URL/meta-data/$1"
 }
 
-# bk_aws ARGS...: run the AWS CLI; when AWS throttles, back off (2, 4, 8, 16 s) and try again.
-# Prints the CLI's stdout; passes its stderr through on failure.
+# Errors that mean "the same call may work in a moment".
+BK_AWS_TRANSIENT_ERRORS='throttl|rate exceeded|requestlimitexceeded|too many requests|ScalingActivityInProgress|ResourceContention'
+BK_AWS_MAX_BACKOFF_SECONDS=30
+
+# bk_aws ARGS...: run the AWS CLI; after a transient error back off (2, 4, 8, 16 s) and try
+# again, five attempts in all. Prints the CLI's stdout; passes its stderr through on failure.
 bk_aws() {
-  local attempt=1 delay=2 output errors rc
+  bk_aws_patiently 5 "$@"
+}
+
+# bk_aws_patiently ATTEMPTS ARGS...: bk_aws with ATTEMPTS attempts; the backoff doubles from
+# 2 s up to BK_AWS_MAX_BACKOFF_SECONDS.
+bk_aws_patiently() {
+  local attempts=$1 attempt=1 delay=2 output errors rc
+  shift
   errors="$(mktemp)"
   while :; do
     rc=0
@@ -112,18 +125,31 @@ bk_aws() {
       printf '%s\n' "$output"
       return 0
     fi
-    if ((attempt < 5)) &&
-      grep -qiE 'throttl|rate exceeded|requestlimitexceeded|too many requests' "$errors"; then
-      bk_log "aws $1 $2 was throttled (attempt $attempt); retrying in ${delay}s"
+    if ((attempt < attempts)) && grep -qiE "$BK_AWS_TRANSIENT_ERRORS" "$errors"; then
+      bk_log "aws $1 $2 failed with a transient error (attempt $attempt of $attempts): $(grep -oiE "$BK_AWS_TRANSIENT_ERRORS" "$errors" | head -n 1); retrying in ${delay}s"
       sleep "$delay"
       attempt=$((attempt + 1))
-      delay=$((delay * 2))
+      delay=$((delay * 2 > BK_AWS_MAX_BACKOFF_SECONDS ? BK_AWS_MAX_BACKOFF_SECONDS : delay * 2))
       continue
     fi
     cat "$errors" >&2
     rm -f "$errors"
     return "$rc"
   done
+}
+
+# An ssm:/path URL: bk-fetch writes the parameters under /path as an environment file (only
+# the agent env file may be one).
+# shellcheck disable=SC2034 # used by the scripts that source this library
+BK_SSM_PATH_URL='^ssm:/[a-zA-Z0-9_./-]+$'
+
+# bk_fetchable_url URL: true for the URLs bk-fetch downloads: s3://bucket/key, https://...
+# and file:///absolute/path. Anything else, plain http:// included, is refused.
+bk_fetchable_url() {
+  case "$1" in
+    s3://?* | https://?* | file:///?*) return 0 ;;
+    *) return 1 ;;
+  esac
 }
 
 # bk_agent_state: systemd's ActiveState of the agent unit (active, deactivating, inactive, ...).

@@ -24,6 +24,8 @@ setup_fakes() {
   printf '%s\n' "$START_CLOCK" >"$FAKE_STATE/clock"
   : >"$CALLS"
   imds instance-id "$INSTANCE_ID"
+  # An instance the group launches is headed for InService; tests change it.
+  imds autoscaling/target-lifecycle-state InService
   respond_default docker-version 0 "25.0.8"
   # The settings the fleet's user data exports (packer/boot-settings.txt); tests change them.
   SETTINGS=(
@@ -40,6 +42,7 @@ setup_fakes() {
     BUILDKITE_SCALE_IN_IDLE_PERIOD=600
     BUILDKITE_TERMINATE_INSTANCE_AFTER_JOB=false
     BUILDKITE_LIFECYCLE_HOOK_NAME=instance_terminating
+    BUILDKITE_TERMINATION_GRACE_PERIOD=3600
     BUILDKITE_SECRETS_BUCKET=ci-fleet-secrets
     BUILDKITE_SECRETS_BUCKET_REGION=us-east-1
     BUILDKITE_ARTIFACTS_BUCKET=
@@ -150,6 +153,38 @@ _write_answer() {
 # clock: the fake clock's current time.
 clock() {
   cat "$FAKE_STATE/clock"
+}
+
+# clock_at TEXT: the fake clock's time at the first recorded call containing TEXT (empty if none).
+clock_at() {
+  grep -F -- "$1" "$FAKE_STATE/calls-at.log" | head -n 1 | cut -d' ' -f1
+}
+
+# clocks_at TEXT: the fake clock's time at every recorded call containing TEXT, one a line.
+clocks_at() {
+  grep -F -- "$1" "$FAKE_STATE/calls-at.log" | cut -d' ' -f1
+}
+
+# on_sleep SHELL-TEXT: run SHELL-TEXT after each fake sleep (added to what is there already).
+# It sees CLOCK (the time after the sleep), FAKE_STATE and FAKE_CALLER_PID.
+on_sleep() {
+  {
+    # shellcheck disable=SC2016 # expanded when the hook runs
+    printf 'CLOCK="$(<"%s/clock")"\n' "$FAKE_STATE"
+    printf '%s\n' "$1"
+  } >>"$FAKE_STATE/on-sleep"
+}
+
+# instance_gone_at EPOCH: the instance goes away at EPOCH: a script still sleeping then is killed
+# (SIGTERM, exit status 143), as on a terminated instance. It also bounds a test of a script that
+# would otherwise wait forever.
+instance_gone_at() {
+  on_sleep "if ((CLOCK >= $1)); then kill -TERM \"\$FAKE_CALLER_PID\"; fi"
+}
+
+# assert_killed_by_instance_end: the script ran until the instance went away (instance_gone_at).
+assert_killed_by_instance_end() {
+  [[ "$status" -eq 143 ]] || fail_with "expected the script to run until the instance went away, got exit status $status"
 }
 
 fail_with() {
