@@ -69,7 +69,9 @@ class Scaler:
             self.autoscaling,
             self.ec2,
             group_name,
-            with_launch_times=not config.disable_scale_in,
+            # Launch times choose the drains and find instances that never register; the push
+            # evaluation does neither.
+            with_launch_times=scale_in,
         )
         now = self.wall_clock()
         state_read = state_from_tags(read.tags, now)
@@ -179,6 +181,14 @@ class Scaler:
                 "reasons": list(decision.reasons),
             },
         )
+        if decision.unregistered_instance_ids:
+            ids = decision.unregistered_instance_ids
+            self.logger.warning(
+                f"{len(ids)} in-service instance(s) of group {observation.group.name!r} have no "
+                f"registered agent {self.settings.scaler.instance_registration_timeout:g} s after "
+                "launch: check their boot logs (cloud-init output, or the EC2 console output)",
+                extra={"unregistered_instance_ids": list(ids), "queue": self.settings.queue},
+            )
         try:
             emit_metrics(observation, decision, self.settings.queue)
         except Exception:

@@ -4,8 +4,10 @@ Metrics go to CloudWatch as Embedded Metric Format on stdout (Powertools Metrics
 PutMetricData on the hot path), namespace ``Buildkite`` (``POWERTOOLS_METRICS_NAMESPACE``),
 dimensions ``Org`` and ``Queue`` only (the reference stack's, so existing dashboards and alarms
 keep working): ScheduledJobsCount, RunningJobsCount, WaitingJobsCount, IdleAgentsCount,
-BusyAgentsCount, DesiredCapacity (after the decision) and ScalingDecision (the signed change of
-desired capacity: + instances added, - instances drained, 0 none). Flushed once per evaluation.
+BusyAgentsCount, DesiredCapacity (after the decision), ScalingDecision (the signed change of
+desired capacity: + instances added, - instances drained, 0 none) and InstancesNotRegistered
+(in-service instances past the registration timeout without a registered agent; 0 when none, so
+an alarm on it always has data). Flushed once per evaluation.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ def decision_summary(decision: Decision, current_desired: int) -> dict[str, Any]
         "desired_capacity": decision.desired_capacity,
         "drain_instance_ids": list(decision.drain_instance_ids),
         "capacity_change": decision.capacity_change(current_desired),
+        "unregistered_instance_ids": list(decision.unregistered_instance_ids),
     }
 
 
@@ -99,6 +102,7 @@ def emit_metrics(observation: Observation, decision: Decision, queue: str) -> No
         ("BusyAgentsCount", metrics.busy_agents),
         ("DesiredCapacity", new_desired),
         ("ScalingDecision", decision.capacity_change(current)),
+        ("InstancesNotRegistered", len(decision.unregistered_instance_ids)),
     ):
         emf.add_metric(name=name, unit=MetricUnit.Count, value=value)
     emf.flush_metrics(raise_on_empty_metrics=True)

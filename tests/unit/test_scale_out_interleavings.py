@@ -246,10 +246,7 @@ def test_every_interleaving_of_two_writers_ends_at_the_highest_capacity_wanted(
     "wants", [(3, 5, 7), (7, 5, 3), (4, 9, 6), (6, 6, 3), (11, 4, 8)], ids=lambda w: str(w)
 )
 def test_three_writers_end_at_the_highest_capacity_wanted(wants: tuple[int, int, int]) -> None:
-    """Exhaustive search of three writers takes minutes; run 2000 seeded interleavings each.
-
-    (Every interleaving of (1, 2, 3) from 0 with MaxSize 3 was checked once with ``explore``.)
-    """
+    """Exhaustive search of three writers takes many minutes: 2000 seeded interleavings each."""
     check_endings(sample(2, 8, wants, runs=2000, seed=sum(wants)), 2, 8, wants)
 
 

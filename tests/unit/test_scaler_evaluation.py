@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -164,6 +165,7 @@ def test_scale_out_sets_desired_capacity_remembers_it_and_reports(
         "BusyAgentsCount",
         "DesiredCapacity",
         "ScalingDecision",
+        "InstancesNotRegistered",
     }
     values = (emf["ScheduledJobsCount"], emf["DesiredCapacity"], emf["ScalingDecision"])
     assert values == ([4.0], [4.0], [4.0])
@@ -374,3 +376,23 @@ def test_a_lower_write_landing_after_our_scale_out_is_raised_again(
 
     assert describe(aws)["DesiredCapacity"] == 6
     assert result.scaled_out_from == 0
+
+
+def test_instances_without_agents_long_after_launch_are_logged_and_counted_in_a_metric(
+    aws: dict[str, Any], log_output: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
+    aws["autoscaling"].set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=2)
+    instance_ids = sorted(i["InstanceId"] for i in describe(aws)["Instances"])
+    scaler = make_scaler(aws, FakeMetrics({"scheduled": 2}), log_output)
+    scaler.wall_clock = lambda: time.time() + 1000  # moto launched them just now
+
+    result = scaler.evaluate()
+
+    assert sorted(result.decision.unregistered_instance_ids) == instance_ids
+    assert describe(aws)["DesiredCapacity"] == 2  # not replaced
+    warning = next(line for line in log_lines(log_output) if line["level"] == "WARNING")
+    assert warning["message"].startswith("2 in-service instance(s) of group 'agents' have no")
+    assert sorted(warning["unregistered_instance_ids"]) == instance_ids
+    (emf,) = emf_documents(capsys.readouterr().out)
+    assert emf["InstancesNotRegistered"] == [2.0]
+    assert (emf["Org"], emf["Queue"]) == ("acme", "default")
