@@ -23,6 +23,10 @@ Optional (defaults are the stack's parameter defaults):
 - ``SCALE_IN_COOLDOWN_PERIOD`` (3600): seconds between drains.
 - ``POLL_INTERVAL`` (10): seconds between evaluations within one invocation (never shorter
   than the agent API's ``Buildkite-Agent-Metrics-Poll-Duration``).
+- ``INSTANCE_REGISTRATION_TIMEOUT`` (900): seconds after launch by which an in-service
+  instance's agent should have registered; later, it is reported as not registered (metric
+  ``InstancesNotRegistered``) and no longer counted as booting. The default is well above a
+  normal boot (1-3 minutes) and at least the stack's default InstanceCreationTimeout.
 
 Read by Powertools, not here: ``POWERTOOLS_SERVICE_NAME`` (log ``service`` field, default
 ``agent-scaler``), ``POWERTOOLS_METRICS_NAMESPACE`` (default ``Buildkite``),
@@ -73,6 +77,7 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
             scale_out_cooldown_period=reader.number("SCALE_OUT_COOLDOWN_PERIOD", 0),
             scale_in_cooldown_period=reader.number("SCALE_IN_COOLDOWN_PERIOD", 3600),
             poll_interval=reader.number("POLL_INTERVAL", 10),
+            instance_registration_timeout=reader.number("INSTANCE_REGISTRATION_TIMEOUT", 900),
         ),
     )
     if not settings.agent_endpoint.startswith(("https://", "http://")):

@@ -2,7 +2,9 @@
 
 The order keeps the failure policy: every input is read and checked before anything is
 changed, so a missing or invalid input (API error, malformed body, group not found) changes
-nothing and raises. Metrics are emitted last and a problem with them is only logged.
+nothing and raises. An action that fails part-way (some drains refused) still records what was
+done (the scale-in time, so the cooldown holds) and reports it, then raises. Metrics are
+emitted last and a problem with them is only logged.
 """
 
 from __future__ import annotations
@@ -13,15 +15,25 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from buildkite_api import AuthenticationError
 
 from agent_scaler import group as asg
 from agent_scaler.config import Settings
-from agent_scaler.policy import Decision, Observation, ScalerState, decide
-from agent_scaler.queue_metrics import QueueMetricsReader
+from agent_scaler.policy import ConfigError, Decision, Observation, ScalerState, decide
+from agent_scaler.queue_metrics import QueueMetricsReader, TokenError
 from agent_scaler.reporting import decision_summary, emit_metrics, observation_summary
 from agent_scaler.state_tags import state_from_tags, tag_updates
 
 SCALE_OUT_ONLY_REASON = "push trigger: this evaluation only scales out, never drains"
+
+# Failures the next evaluation of the same invocation would only repeat: the settings, the
+# group's existence, the token. Others (API 5xx, throttling, a refused drain) may pass.
+PERMANENT_FAILURES: tuple[type[Exception], ...] = (
+    ConfigError,
+    asg.GroupNotFoundError,
+    TokenError,
+    AuthenticationError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +69,9 @@ class Scaler:
             self.autoscaling,
             self.ec2,
             group_name,
-            with_launch_times=not config.disable_scale_in,
+            # Launch times choose the drains and find instances that never register; the push
+            # evaluation does neither.
+            with_launch_times=scale_in,
         )
         now = self.wall_clock()
         state_read = state_from_tags(read.tags, now)
@@ -68,8 +82,10 @@ class Scaler:
         if not scale_in:
             decision = replace(decision, reasons=(*decision.reasons, SCALE_OUT_ONLY_REASON))
 
-        decision, scaled_out_from = self._act(decision, read, state_read.state)
+        decision, scaled_out_from, problems = self._act(decision, read, state_read.state)
         self._report(observation, state_read.state, decision, scaled_out_from)
+        if problems:
+            raise asg.ScalingActionError("; ".join(problems))
         return Evaluation(
             observation=observation,
             previous_state=state_read.state,
@@ -80,12 +96,27 @@ class Scaler:
 
     def _act(
         self, decision: Decision, read: asg.GroupRead, previous: ScalerState
-    ) -> tuple[Decision, int | None]:
+    ) -> tuple[Decision, int | None, list[str]]:
+        """Carry the decision out; returns it as done, the capacity scaled out from, problems."""
         group_name = self.settings.auto_scaling_group_name
         scaled_out_from = None
+        problems: list[str] = []
         if decision.desired_capacity is not None:
-            scaled_out_from = asg.scale_out(self.autoscaling, group_name, decision.desired_capacity)
-            if scaled_out_from is None:
+            wanted = decision.desired_capacity
+            outcome = asg.scale_out(self.autoscaling, group_name, wanted, clock=self.wall_clock)
+            problems.extend(outcome.problems)
+            if outcome.writes:
+                scaled_out_from = outcome.before
+                if outcome.after > wanted:
+                    decision = replace(
+                        decision,
+                        reasons=(
+                            *decision.reasons,
+                            f"a concurrent evaluation wanted more: desired capacity is "
+                            f"{outcome.after}",
+                        ),
+                    )
+            else:
                 # Another evaluation raised it already: nothing done, nothing to remember.
                 decision = replace(
                     decision,
@@ -93,14 +124,39 @@ class Scaler:
                     state=replace(decision.state, last_scale_out_at=previous.last_scale_out_at),
                     reasons=(
                         *decision.reasons,
-                        f"desired capacity was already raised to {decision.desired_capacity} "
+                        f"desired capacity was already raised to {wanted} "
                         "or more by another evaluation: left alone",
                     ),
                 )
         if decision.drain_instance_ids:
-            asg.drain(self.autoscaling, decision.drain_instance_ids)
+            decision, failure = self._drain(decision, previous)
+            if failure:
+                problems.append(failure)
         asg.write_tags(self.autoscaling, tag_updates(group_name, read.tags, decision.state))
-        return decision, scaled_out_from
+        return decision, scaled_out_from, problems
+
+    def _drain(self, decision: Decision, previous: ScalerState) -> tuple[Decision, str | None]:
+        """Drain the chosen instances; the decision as done, and what failed (None: nothing).
+
+        The scale-in time is kept when at least one instance drained, so the cooldown holds.
+        """
+        chosen = decision.drain_instance_ids
+        result = asg.drain(self.autoscaling, chosen)
+        if not result.failures:
+            return decision, None
+        failure = f"draining {len(result.failures)} of {len(chosen)} instance(s) failed: " + (
+            "; ".join(result.failures)
+        )
+        state = decision.state
+        if not result.drained:
+            state = replace(state, last_scale_in_at=previous.last_scale_in_at)
+        done = replace(
+            decision,
+            drain_instance_ids=result.drained,
+            state=state,
+            reasons=(*decision.reasons, failure),
+        )
+        return done, failure
 
     def _report(
         self,
@@ -125,6 +181,14 @@ class Scaler:
                 "reasons": list(decision.reasons),
             },
         )
+        if decision.unregistered_instance_ids:
+            ids = decision.unregistered_instance_ids
+            self.logger.warning(
+                f"{len(ids)} in-service instance(s) of group {observation.group.name!r} have no "
+                f"registered agent {self.settings.scaler.instance_registration_timeout:g} s after "
+                "launch: check their boot logs (cloud-init output, or the EC2 console output)",
+                extra={"unregistered_instance_ids": list(ids), "queue": self.settings.queue},
+            )
         try:
             emit_metrics(observation, decision, self.settings.queue)
         except Exception:

@@ -4,22 +4,31 @@ Observation is one DescribeAutoScalingGroups call (capacity, bounds, instances w
 state and protection, and the tags that hold the scaler state), plus DescribeInstances for
 launch times when drains are possible (they pick the oldest instances first).
 
-Acting: SetDesiredCapacity (HonorCooldown false) to scale out, only upward: desired capacity is
-read again right before the call and left alone when another evaluation (the push trigger and
-the schedule may overlap) already raised it that far, so a stale evaluation never lowers it.
-Drains are TerminateInstanceInAutoScalingGroup with ShouldDecrementDesiredCapacity, which runs
-the group's terminating lifecycle hook. Tags change only when the state did.
+Acting: SetDesiredCapacity (HonorCooldown false) to scale out, only upward, through the
+protocol in ``agent_scaler.scale_out``: the push trigger and the schedule may overlap, and any
+interleaving of their scale-outs ends at the highest capacity either wanted. Drains are
+TerminateInstanceInAutoScalingGroup with ShouldDecrementDesiredCapacity, which runs the group's
+terminating lifecycle hook; every instance is tried and the ones that drained are reported even
+when others failed. Tags change only when the state did.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from agent_scaler.policy import GroupObservation, Instance
+from agent_scaler.scale_out import (
+    ScaleOutError,
+    ScaleOutResult,
+    new_claim_id,
+    run_calls,
+    scale_out_calls,
+)
 from agent_scaler.state_tags import tags_by_key
 
 _EC2_FILTER_VALUES_LIMIT = 200
@@ -69,33 +78,38 @@ def read_group(
     return GroupRead(group=group, tags=tags_by_key(document.get("Tags", [])))
 
 
-def scale_out(autoscaling: Any, group_name: str, desired_capacity: int) -> int | None:
-    """Raise desired capacity to ``desired_capacity``; None when it is already that high.
+def scale_out(
+    autoscaling: Any,
+    group_name: str,
+    desired_capacity: int,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> ScaleOutResult:
+    """Raise desired capacity to at least ``desired_capacity`` (never lower it).
 
-    Returns the desired capacity found just before the call.
+    Raises ``ScalingActionError`` when capacity could not be raised at all.
     """
-    current = _describe(autoscaling, group_name)["DesiredCapacity"]
-    if current >= desired_capacity:
-        return None
+    calls = scale_out_calls(group_name, desired_capacity, clock=clock, claim_id=new_claim_id())
     try:
-        autoscaling.set_desired_capacity(
-            AutoScalingGroupName=group_name,
-            DesiredCapacity=desired_capacity,
-            HonorCooldown=False,
-        )
-    except (ClientError, BotoCoreError) as exc:
-        raise ScalingActionError(
-            f"SetDesiredCapacity {current} -> {desired_capacity} on group {group_name!r} "
-            f"failed: {exc}"
-        ) from exc
-    return current
+        return run_calls(_GroupApi(autoscaling), calls)
+    except ScaleOutError as exc:
+        raise ScalingActionError(str(exc)) from exc
 
 
-def drain(autoscaling: Any, instance_ids: Sequence[str]) -> None:
+@dataclass(frozen=True, slots=True)
+class DrainResult:
+    """The instances that drained, and one message per instance that did not."""
+
+    drained: tuple[str, ...]
+    failures: tuple[str, ...]
+
+
+def drain(autoscaling: Any, instance_ids: Sequence[str]) -> DrainResult:
     """Terminate each instance through the group, lowering desired capacity by one each.
 
-    Tries every instance; raises ``ScalingActionError`` naming all that failed.
+    Tries every instance, even after a failure, and reports which drained and which did not.
     """
+    drained = []
     failures = []
     for instance_id in instance_ids:
         try:
@@ -104,11 +118,9 @@ def drain(autoscaling: Any, instance_ids: Sequence[str]) -> None:
             )
         except (ClientError, BotoCoreError) as exc:
             failures.append(f"{instance_id}: {exc}")
-    if failures:
-        raise ScalingActionError(
-            f"draining {len(failures)} of {len(instance_ids)} instance(s) failed: "
-            + "; ".join(failures)
-        )
+        else:
+            drained.append(instance_id)
+    return DrainResult(tuple(drained), tuple(failures))
 
 
 def write_tags(autoscaling: Any, updates: list[dict[str, Any]]) -> None:
@@ -131,6 +143,25 @@ def _describe(autoscaling: Any, group_name: str) -> dict[str, Any]:
             "check AUTO_SCALING_GROUP_NAME and the fleet stack"
         )
     return groups[0]
+
+
+class _GroupApi:
+    """boto3's Auto Scaling client as the scale-out protocol's ``GroupApi``."""
+
+    def __init__(self, autoscaling: Any) -> None:
+        self._autoscaling = autoscaling
+
+    def describe_group(self, group_name: str) -> dict[str, Any]:
+        return _describe(self._autoscaling, group_name)
+
+    def set_desired_capacity(self, **params: Any) -> Any:
+        return self._autoscaling.set_desired_capacity(**params)
+
+    def create_or_update_tags(self, **params: Any) -> Any:
+        return self._autoscaling.create_or_update_tags(**params)
+
+    def delete_tags(self, **params: Any) -> Any:
+        return self._autoscaling.delete_tags(**params)
 
 
 def _launch_times(ec2: Any, instance_ids: Iterable[str]) -> dict[str, float]:

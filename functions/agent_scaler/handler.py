@@ -29,7 +29,7 @@ from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agent_scaler.config import Settings, settings_from_env
-from agent_scaler.evaluation import Scaler
+from agent_scaler.evaluation import PERMANENT_FAILURES, Scaler
 from agent_scaler.lease import LeaseState, ScheduleLease
 from agent_scaler.poll_loop import run_poll_loop
 from agent_scaler.push_events import sort_batch
@@ -121,6 +121,10 @@ def run_scheduled(
             evaluation_budget_s=scaler.metrics_reader.max_call_duration_s + AWS_CALLS_BUDGET_S,
             clock=clock,
             sleep=sleep,
+            permanent_errors=PERMANENT_FAILURES,
+            on_failure=lambda error: logger.error(
+                f"Evaluation failed ({type(error).__name__}): {error}", exc_info=error
+            ),
         )
         return {"evaluations": result.evaluations}
 

@@ -30,6 +30,13 @@ Rules (parameter names are the reference stack's):
    the target, keep the youngest in-service instances, and go oldest first. A drain is
    TerminateInstanceInAutoScalingGroup with ShouldDecrementDesiredCapacity, which passes the
    group's terminating lifecycle hook, so even a job that starts in the race window finishes.
+6. Instances that never register. An in-service instance launched more than
+   ``instance_registration_timeout`` seconds ago, while the queue has fewer agents than the
+   in-service instances should run, is reported (oldest first, at most as many as agents are
+   missing) in ``unregistered_instance_ids``. It is no longer counted as booting, and it is not
+   replaced: a boot that fails once (bad settings, a broken AMI) fails on every new instance, so
+   launching more would only multiply the cost. The report (log and the InstancesNotRegistered
+   metric) is what an operator, or an alarm, acts on.
 """
 
 from __future__ import annotations
@@ -127,6 +134,7 @@ class ScalerConfig:
     scale_out_cooldown_period: float = 0
     scale_in_cooldown_period: float = 3600
     poll_interval: float = 10
+    instance_registration_timeout: float = 900
 
     def __post_init__(self) -> None:
         _check_int("AgentsPerInstance", self.agents_per_instance, minimum=1)
@@ -144,6 +152,7 @@ class ScalerConfig:
         _check_number("ScaleOutCooldownPeriod", self.scale_out_cooldown_period, minimum=0)
         _check_number("ScaleInCooldownPeriod", self.scale_in_cooldown_period, minimum=0)
         _check_number("PollInterval", self.poll_interval, minimum=1)
+        _check_number("InstanceRegistrationTimeout", self.instance_registration_timeout, minimum=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,13 +165,17 @@ class ScalerState:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What to do: a new desired capacity (None = no change), instances to drain, and why."""
+    """What to do: a new desired capacity (None = no change), instances to drain, and why.
+
+    ``unregistered_instance_ids``: in-service instances whose agents never registered (rule 6).
+    """
 
     desired_capacity: int | None
     target_capacity: int
     drain_instance_ids: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
     state: ScalerState = field(default_factory=ScalerState)
+    unregistered_instance_ids: tuple[str, ...] = ()
 
     @property
     def changes_capacity(self) -> bool:
@@ -188,8 +201,33 @@ def decide(
     reasons: list[str] = []
 
     needed, demand_reason = _instances_needed(metrics, config)
-    booting = _booting(current, metrics.total_agents, config.agents_per_instance)
+    unregistered = _not_registered(group, metrics, config, now)
+    booting = max(
+        0, _booting(current, metrics.total_agents, config.agents_per_instance) - len(unregistered)
+    )
     reasons.append(demand_reason + (f"; {booting} booting already counted" if booting else ""))
+    if unregistered:
+        reasons.append(
+            f"{_count(len(unregistered), 'in-service instance')} launched over "
+            f"{_seconds(config.instance_registration_timeout)} ago without a registered agent "
+            f"({', '.join(unregistered)}): not counted as booting, not replaced"
+        )
+    decision = _decide(observation, config, state, now, needed, reasons)
+    return replace(decision, unregistered_instance_ids=unregistered)
+
+
+def _decide(
+    observation: Observation,
+    config: ScalerConfig,
+    state: ScalerState,
+    now: float,
+    needed: int,
+    reasons: list[str],
+) -> Decision:
+    """Rules 1-5, once demand (``needed`` instances) is known."""
+    metrics = observation.metrics
+    group = observation.group
+    current = group.desired_capacity
 
     buffer = min(config.instance_buffer, needed)
     if buffer:
@@ -267,6 +305,27 @@ def _instances_needed(metrics: QueueMetrics, config: ScalerConfig) -> tuple[int,
         f"{_count(needed, 'instance')}{per_instance}{ignored}"
     )
     return needed, reason
+
+
+def _not_registered(
+    group: GroupObservation, metrics: QueueMetrics, config: ScalerConfig, now: float
+) -> tuple[str, ...]:
+    """In-service instances past the registration timeout while agents are missing (rule 6)."""
+    in_service = group.in_service
+    with_agents = math.ceil(metrics.total_agents / config.agents_per_instance)
+    missing = len(in_service) - with_agents
+    if missing <= 0:
+        return ()
+    overdue = sorted(
+        (
+            instance
+            for instance in in_service
+            if instance.launched_at is not None
+            and now - instance.launched_at > config.instance_registration_timeout
+        ),
+        key=_age_order,
+    )
+    return tuple(instance.instance_id for instance in overdue[:missing])
 
 
 def _booting(desired: int, total_agents: int, agents_per_instance: int) -> int:

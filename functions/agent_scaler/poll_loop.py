@@ -5,13 +5,25 @@ max(PollInterval, the API's poll-duration header) seconds while the next one wou
 within ``window_s`` of the first and the invocation would still have ``evaluation_budget_s``
 left for it. With PollInterval 10 that is 5 evaluations a minute (at 0, 10, ... 40 s), like the
 reference scaler. The clock and the sleep are parameters, so tests never really wait.
-An evaluation that raises ends the loop (the invocation fails).
+
+A failed evaluation does not end the minute's scaling: the error is reported (``on_failure``)
+and the loop goes on at the usual pace, so a transient fault (an API 503, a throttled AWS call,
+a drain refused) costs one tick, not the rest of the minute. An error of a ``permanent_errors``
+type (bad settings, group not found, token missing or refused) ends the loop at once: repeating
+it every 10 s would only hammer the API with the same failing call. Either way, when any
+evaluation failed, the loop raises the last error at the end (noting how many failed), so the
+invocation fails and Lambda's error metric and alarms see it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+
+
+def _ignore(_error: Exception) -> None:
+    return None
+
 
 DEFAULT_WINDOW_S = 50.0
 
@@ -31,17 +43,28 @@ def run_poll_loop(
     clock: Callable[[], float],
     sleep: Callable[[float], None],
     window_s: float = DEFAULT_WINDOW_S,
+    permanent_errors: tuple[type[Exception], ...] = (),
+    on_failure: Callable[[Exception], None] = _ignore,
 ) -> LoopResult:
     """Run ``evaluate`` (which returns the API's poll interval, or None) repeatedly.
 
     Stops when the next evaluation would start ``window_s`` or more after the first one, or
-    when, after the wait, less than ``evaluation_budget_s`` of the invocation would remain.
+    when, after the wait, less than ``evaluation_budget_s`` of the invocation would remain, or
+    after a permanent error. Raises the last error when any evaluation failed.
     """
     started = clock()
     evaluations = 0
+    failures: list[Exception] = []
     while True:
-        api_interval_s = evaluate()
+        api_interval_s = None
         evaluations += 1
+        try:
+            api_interval_s = evaluate()
+        except Exception as error:
+            failures.append(error)
+            on_failure(error)
+            if isinstance(error, permanent_errors):
+                break
         wait_s = max(poll_interval_s, api_interval_s or 0.0)
         next_start = clock() + wait_s
         if next_start - started >= window_s:
@@ -49,4 +72,8 @@ def run_poll_loop(
         if remaining_s() - wait_s < evaluation_budget_s:
             break
         sleep(wait_s)
+    if failures:
+        last = failures[-1]
+        last.add_note(f"{len(failures)} of {evaluations} evaluation(s) in this invocation failed")
+        raise last
     return LoopResult(evaluations=evaluations, elapsed_s=clock() - started)

@@ -6,9 +6,10 @@ dimensions ``Org`` and ``Queue`` only (the reference stack's, so existing dashbo
 keep working): ScheduledJobsCount, RunningJobsCount, WaitingJobsCount, IdleAgentsCount,
 BusyAgentsCount, DesiredCapacity (after the decision), ScalingDecision (the signed change of
 desired capacity: + instances added, - instances drained, 0 none), ScalerEvaluations (1: the
-heartbeat the "scaler stalled" alarm watches) and ScheduledJobsAtMaxSize (the scheduled jobs when
+heartbeat the "scaler stalled" alarm watches), ScheduledJobsAtMaxSize (the scheduled jobs when
 desired capacity is at the group's MaxSize after the decision, else 0: the "capacity capped"
-alarm). Flushed once per evaluation.
+alarm) and InstancesNotRegistered (in-service instances past the registration timeout without a
+registered agent; 0 when none, so an alarm on it always has data). Flushed once per evaluation.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ def decision_summary(decision: Decision, current_desired: int) -> dict[str, Any]
         "desired_capacity": decision.desired_capacity,
         "drain_instance_ids": list(decision.drain_instance_ids),
         "capacity_change": decision.capacity_change(current_desired),
+        "unregistered_instance_ids": list(decision.unregistered_instance_ids),
     }
 
 
@@ -107,6 +109,7 @@ def emit_metrics(observation: Observation, decision: Decision, queue: str) -> No
             "ScheduledJobsAtMaxSize",
             _jobs_at_max_size(metrics.scheduled_jobs, new_desired, observation),
         ),
+        ("InstancesNotRegistered", len(decision.unregistered_instance_ids)),
     ):
         emf.add_metric(name=name, unit=MetricUnit.Count, value=value)
     emf.flush_metrics(raise_on_empty_metrics=True)

@@ -1,4 +1,9 @@
-"""Drain a replaced Auto Scaling group: floor and desired capacity to zero, agents stopped."""
+"""Drain a replaced Auto Scaling group: its capacity pinned to zero, agents stopped.
+
+MinSize, MaxSize and desired capacity all go to 0. MaxSize matters: the agent scaler keeps
+evaluating the old group until its own function is updated, and it never raises desired
+capacity above the group's MaxSize, so a retired group cannot come back to life.
+"""
 
 from __future__ import annotations
 
@@ -48,7 +53,7 @@ def _is_missing_group(error: ClientError) -> bool:
 
 
 def drain_group(autoscaling: BaseClient, ssm: BaseClient, group_name: str) -> DrainReport:
-    """Set the group's min and desired capacity to 0 and stop the agents on its instances.
+    """Set the group's min, max and desired capacity to 0 and stop its instances' agents.
 
     A group that does not exist (or disappears meanwhile) has nothing to drain: that is success.
     """
@@ -57,7 +62,7 @@ def drain_group(autoscaling: BaseClient, ssm: BaseClient, group_name: str) -> Dr
         return DrainReport(group_name, group_found=False)
     try:
         autoscaling.update_auto_scaling_group(
-            AutoScalingGroupName=group_name, MinSize=0, DesiredCapacity=0
+            AutoScalingGroupName=group_name, MinSize=0, MaxSize=0, DesiredCapacity=0
         )
     except ClientError as error:
         if _is_missing_group(error):

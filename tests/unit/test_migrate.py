@@ -349,8 +349,9 @@ def test_log_groups_are_this_stacks_own_so_none_is_skipped(capsys, tmp_path):
     )
     assert code == 0, err
     assert "SkipEC2LogGroupCreation" not in out
-    assert "our default true replaces the reference's false" in (
-        report(err)["EnableEC2LogRetentionPolicy"][1]
+    assert (
+        "our default true replaces the reference's false"
+        in (report(err)["EnableEC2LogRetentionPolicy"][1])
     )
 
 
@@ -435,11 +436,22 @@ def test_a_key_pair_is_kept_only_with_a_narrow_ssh_cidr(capsys, tmp_path):
 TRICKY = {
     "BuildkiteAgentTokenParameterStorePath": "/bk/t",
     "ScaleUpSchedule": "0 7 * * MON-FRI",
-    "BuildkiteAgentTags": 'team=platform,quote="yes"',
+    "BuildkiteAgentTags": "team=platform,owner=Ops Team,build=a=b",
     "Subnets": "subnet-0123456789abcdef0,subnet-0123456789abcdef1",
     "VpcId": "vpc-0123456789abcdef0",
     "InstanceRoleName": "ci-agents",
 }
+
+
+def test_a_value_our_instances_would_refuse_stops_the_command_and_says_why(capsys, tmp_path):
+    # The reference accepted a quote in the agent tags; our boot script refuses it, and so
+    # does our template, so the command stops rather than write a stack that never boots.
+    tags = {**TRICKY, "BuildkiteAgentTags": 'team=platform,quote="yes"'}
+    code, out, err = run(capsys, parameter_file(tmp_path, tags), "--accept-changes")
+    assert code == 1
+    assert out == ""
+    assert "BuildkiteAgentTags" in err
+    assert "does not pass the template's parameter constraints" in err
 
 
 def test_overrides_parse_back_with_sams_own_parser(capsys, tmp_path):
@@ -462,7 +474,7 @@ def test_samconfig_section_parses_and_asks_for_named_iam_when_the_role_is_named(
         "CAPABILITY_NAMED_IAM",
     ]
     parsed = CfnParameterOverridesType().convert((section["parameter_overrides"],), None, None)
-    assert parsed["BuildkiteAgentTags"] == 'team=platform,quote="yes"'
+    assert parsed["BuildkiteAgentTags"] == "team=platform,owner=Ops Team,build=a=b"
 
 
 def test_json_is_a_cloudformation_parameter_file(capsys, tmp_path, root_template):

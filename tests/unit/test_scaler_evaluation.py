@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,14 +16,16 @@ import pytest
 from agent_scaler import evaluation as evaluation_module
 from agent_scaler.config import Settings
 from agent_scaler.evaluation import SCALE_OUT_ONLY_REASON, Scaler
-from agent_scaler.group import GroupNotFoundError
+from agent_scaler.group import GroupNotFoundError, ScalingActionError
 from agent_scaler.policy import ScalerConfig
+from agent_scaler.scale_out import CLAIM_TAG_PREFIX, claims_in
 from agent_scaler.state_tags import LAST_SCALE_IN_TAG, LAST_SCALE_OUT_TAG, format_time
 from aws_lambda_powertools import Logger
 from buildkite_api import QueueMetrics, ServerError
 from moto import mock_aws
 
 from tools.testing.autoscaling import create_group
+from tools.testing.faults import failing_calls
 
 REGION = "us-east-1"
 GROUP = "agents"
@@ -136,7 +139,11 @@ def test_scale_out_sets_desired_capacity_remembers_it_and_reports(
 
     assert describe(aws)["DesiredCapacity"] == 4
     assert result.scaled_out_from == 0
-    assert tags(aws) == {LAST_SCALE_OUT_TAG: format_time(NOW)}
+    state_tags = {k: v for k, v in tags(aws).items() if not k.startswith(CLAIM_TAG_PREFIX)}
+    assert state_tags == {LAST_SCALE_OUT_TAG: format_time(NOW)}
+    # The scale-out's claim stays, ended, for concurrent scale-outs to honour (see scale_out).
+    (claim,) = claims_in(tags(aws))
+    assert (claim.wanted, claim.started_at, claim.ended_at) == (4, NOW, NOW)
 
     (line,) = log_lines(log_output)
     assert line["level"] == "INFO"
@@ -160,6 +167,7 @@ def test_scale_out_sets_desired_capacity_remembers_it_and_reports(
         "ScalingDecision",
         "ScalerEvaluations",
         "ScheduledJobsAtMaxSize",
+        "InstancesNotRegistered",
     }
     values = (emf["ScheduledJobsCount"], emf["DesiredCapacity"], emf["ScalingDecision"])
     assert values == ([4.0], [4.0], [4.0])
@@ -330,3 +338,79 @@ def test_an_unreadable_state_tag_is_reported_and_scaling_goes_on(
     first = log_lines(log_output)[0]
     assert first["level"] == "ERROR"
     assert LAST_SCALE_OUT_TAG in first["message"]
+
+
+def test_a_partial_drain_failure_records_the_cooldown_and_still_fails(
+    aws: dict[str, Any], log_output: io.StringIO
+) -> None:
+    aws["autoscaling"].set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=3)
+    scaler = make_scaler(
+        aws,
+        FakeMetrics({"idle": 3}),
+        log_output,
+        disable_scale_in=False,
+        scale_in_cooldown_period=600,
+    )
+    refused = "ScalingActivityInProgress"
+    with (
+        failing_calls(
+            aws["autoscaling"], "TerminateInstanceInAutoScalingGroup", refused, "busy", first=1
+        ),
+        pytest.raises(ScalingActionError, match=r"draining 1 of 3 instance\(s\) failed"),
+    ):
+        scaler.evaluate()
+
+    # Two drained; the cooldown is recorded, so the next evaluation does not drain again.
+    assert describe(aws)["DesiredCapacity"] == 1
+    assert tags(aws)[LAST_SCALE_IN_TAG] == format_time(NOW)
+    (line,) = log_lines(log_output)
+    assert len(line["decision"]["drain_instance_ids"]) == 2
+    assert any(refused in reason for reason in line["reasons"])
+
+
+def test_a_lower_write_landing_after_our_scale_out_is_raised_again(
+    aws: dict[str, Any], log_output: io.StringIO
+) -> None:
+    class StaleWriterLandsLate:
+        """Another scale-out that read capacity 0 and wanted 2 writes just after our write."""
+
+        def __init__(self, client: Any) -> None:
+            self._client = client
+            self.stale_writes = 0
+
+        def set_desired_capacity(self, **kwargs: Any) -> Any:
+            response = self._client.set_desired_capacity(**kwargs)
+            if not self.stale_writes:
+                self.stale_writes += 1
+                self._client.set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=2)
+            return response
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._client, name)
+
+    scaler = make_scaler(aws, FakeMetrics({"scheduled": 6}), log_output)
+    scaler.autoscaling = StaleWriterLandsLate(aws["autoscaling"])
+    result = scaler.evaluate()
+
+    assert describe(aws)["DesiredCapacity"] == 6
+    assert result.scaled_out_from == 0
+
+
+def test_instances_without_agents_long_after_launch_are_logged_and_counted_in_a_metric(
+    aws: dict[str, Any], log_output: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
+    aws["autoscaling"].set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=2)
+    instance_ids = sorted(i["InstanceId"] for i in describe(aws)["Instances"])
+    scaler = make_scaler(aws, FakeMetrics({"scheduled": 2}), log_output)
+    scaler.wall_clock = lambda: time.time() + 1000  # moto launched them just now
+
+    result = scaler.evaluate()
+
+    assert sorted(result.decision.unregistered_instance_ids) == instance_ids
+    assert describe(aws)["DesiredCapacity"] == 2  # not replaced
+    warning = next(line for line in log_lines(log_output) if line["level"] == "WARNING")
+    assert warning["message"].startswith("2 in-service instance(s) of group 'agents' have no")
+    assert sorted(warning["unregistered_instance_ids"]) == instance_ids
+    (emf,) = emf_documents(capsys.readouterr().out)
+    assert emf["InstancesNotRegistered"] == [2.0]
+    assert (emf["Org"], emf["Queue"]) == ("acme", "default")

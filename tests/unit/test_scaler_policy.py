@@ -51,10 +51,14 @@ def group(
     in_service: int | None = None,
     pending: int = 0,
 ) -> GroupObservation:
-    """``in_service`` (default: desired - pending) InService instances, oldest first."""
+    """``in_service`` (default: desired - pending) InService instances, oldest first.
+
+    They launched minutes ago: within the registration timeout, so any without an agent yet
+    counts as booting.
+    """
     in_service = desired - pending if in_service is None else in_service
     instances = [
-        Instance(f"i-{n:03d}", "InService", launched_at=NOW - 1000 + n) for n in range(in_service)
+        Instance(f"i-{n:03d}", "InService", launched_at=NOW - 300 + n) for n in range(in_service)
     ]
     instances += [Instance(f"i-p{n:02d}", "Pending", launched_at=NOW - 5) for n in range(pending)]
     return GroupObservation("fleet", desired, min_size, max_size, tuple(instances))
@@ -373,3 +377,53 @@ def test_an_impossible_group_is_refused() -> None:
         GroupObservation("fleet", 1, 3, 1)
     with pytest.raises(ObservationError, match="desired capacity -1"):
         GroupObservation("fleet", -1, 0, 1)
+
+
+def test_instances_that_never_register_are_reported_not_counted_as_booting_not_replaced() -> None:
+    instances = (
+        Instance("i-old1", "InService", launched_at=NOW - 3600),
+        Instance("i-old2", "InService", launched_at=NOW - 1800),
+        Instance("i-new", "InService", launched_at=NOW - 60),
+        Instance("i-agent", "InService", launched_at=NOW - 7200),
+    )
+    fleet = GroupObservation("fleet", 4, 0, 10, instances)
+    # One agent registered (on some instance), 6 jobs waiting for an agent.
+    decision = run(metrics(scheduled=6, idle=1), fleet)
+
+    # At most 3 instances lack an agent; of those past the 900 s timeout, oldest first.
+    assert decision.unregistered_instance_ids == ("i-agent", "i-old1", "i-old2")
+    assert decision.reasons[1] == (
+        "3 in-service instances launched over 900 s ago without a registered agent "
+        "(i-agent, i-old1, i-old2): not counted as booting, not replaced"
+    )
+    # Scale-out follows demand only: 6 instances, not 6 + 3 replacements.
+    assert decision.desired_capacity == 6
+    assert "booting" not in decision.reasons[0]
+
+
+def test_instances_within_the_registration_timeout_are_booting() -> None:
+    instances = tuple(Instance(f"i-{n}", "InService", launched_at=NOW - 600) for n in range(3))
+    decision = run(metrics(scheduled=3), GroupObservation("fleet", 3, 0, 10, instances))
+    assert decision.unregistered_instance_ids == ()
+    assert decision.reasons[0].endswith("3 booting already counted")
+    shorter = run(
+        metrics(scheduled=3),
+        GroupObservation("fleet", 3, 0, 10, instances),
+        instance_registration_timeout=300,
+    )
+    assert len(shorter.unregistered_instance_ids) == 3
+
+
+def test_no_instance_is_reported_while_every_one_has_its_agents() -> None:
+    fleet = group(3)  # launched minutes ago; pretend long ago:
+    old = GroupObservation(
+        "fleet",
+        3,
+        0,
+        10,
+        tuple(
+            Instance(i.instance_id, "InService", launched_at=NOW - 9999) for i in fleet.instances
+        ),
+    )
+    decision = run(metrics(busy=3, running=3), old)
+    assert decision.unregistered_instance_ids == ()

@@ -124,17 +124,19 @@ def test_poll_loop_stops_when_the_invocation_could_not_finish_another_evaluation
     assert result.evaluations == 3
 
 
-def test_poll_loop_ends_on_the_first_failed_evaluation() -> None:
+def test_a_failed_evaluation_does_not_stop_the_minute_and_the_invocation_still_fails() -> None:
     fake = FakeTime()
-    calls = []
+    calls: list[float] = []
+    reported: list[Exception] = []
 
     def evaluate() -> float | None:
         calls.append(fake.now)
+        fake.now += 0.5
         if len(calls) == 2:
             raise RuntimeError("API down")
         return None
 
-    with pytest.raises(RuntimeError, match="API down"):
+    with pytest.raises(RuntimeError, match="API down") as raised:
         run_poll_loop(
             evaluate,
             poll_interval_s=10,
@@ -142,5 +144,32 @@ def test_poll_loop_ends_on_the_first_failed_evaluation() -> None:
             evaluation_budget_s=30,
             clock=fake.clock,
             sleep=fake.sleep,
+            permanent_errors=(LookupError,),
+            on_failure=reported.append,
         )
-    assert len(calls) == 2
+    # The tick after the failure evaluates again, at the usual pace, to the end of the window.
+    assert calls == [0, 10.5, 21, 31.5, 42]
+    assert [str(error) for error in reported] == ["API down"]
+    assert raised.value.__notes__ == ["1 of 5 evaluation(s) in this invocation failed"]
+
+
+def test_a_permanent_failure_ends_the_loop_at_once() -> None:
+    fake = FakeTime()
+    calls = []
+
+    def evaluate() -> float | None:
+        calls.append(fake.now)
+        raise LookupError("group 'agents' not found")
+
+    with pytest.raises(LookupError, match="not found"):
+        run_poll_loop(
+            evaluate,
+            poll_interval_s=10,
+            remaining_s=lambda: 120.0,
+            evaluation_budget_s=30,
+            clock=fake.clock,
+            sleep=fake.sleep,
+            permanent_errors=(LookupError,),
+        )
+    assert calls == [0]
+    assert fake.sleeps == []

@@ -15,6 +15,11 @@ from typing import Any
 
 import boto3
 import pytest
+from agent_scaler.config import Settings
+from agent_scaler.evaluation import Scaler
+from agent_scaler.policy import ScalerConfig
+from aws_lambda_powertools import Logger
+from buildkite_api import QueueMetrics
 
 from tools.testing.autoscaling import create_group, describe_group, group_names
 from tools.testing.cloudformation import (
@@ -120,6 +125,56 @@ def test_update_of_a_replaced_group_drains_the_old_group_only(
     # A graceful stop: never a kill, never a forced power-off.
     assert not {"kill", "poweroff", "shutdown", "terminate"} & set(script.split())
     assert command["MaxErrors"] == "100%", "one unreachable instance must not stop the rest"
+
+
+def test_the_scaler_still_pointed_at_a_drained_group_cannot_raise_it_again(
+    handler, autoscaling, endpoint, sent_commands
+):
+    """Until its function is updated, the scaler evaluates the old group: it must stay at 0."""
+    event = load_event("stop_agents_update_replaced.json", endpoint)
+    new_group, old_group = group_names(event)
+    make_group(autoscaling, old_group, instances=2, min_size=1)
+    make_group(autoscaling, new_group, instances=1, min_size=1)
+
+    response = invoke_handler(handler, event, endpoint, CONTEXT)
+    assert_cloudformation_response(response, event, "SUCCESS")
+    assert describe_group(autoscaling, old_group)["MaxSize"] == 0
+
+    scaler = Scaler(
+        settings=Settings(
+            queue="default",
+            agent_endpoint="http://127.0.0.1:9/v3",
+            token_parameter="/buildkite/agent-token",
+            auto_scaling_group_name=old_group,
+            scaler=ScalerConfig(max_size=10),
+        ),
+        metrics_reader=JobsWaiting(),  # type: ignore[arg-type]
+        autoscaling=autoscaling,
+        ec2=boto3.client("ec2", region_name=REGION),
+        logger=Logger(service="agent-scaler-old-group"),
+    )
+    evaluation = scaler.evaluate()
+
+    assert evaluation.decision.desired_capacity is None
+    assert describe_group(autoscaling, old_group)["DesiredCapacity"] == 0
+
+
+class JobsWaiting:
+    """The agent API with 5 scheduled jobs and no agents."""
+
+    def read(self, _queue: str) -> QueueMetrics:
+        return QueueMetrics(
+            scheduled_jobs=5,
+            running_jobs=0,
+            waiting_jobs=0,
+            idle_agents=0,
+            busy_agents=0,
+            total_agents=0,
+            organization_slug="acme",
+            cluster_name=None,
+            poll_interval_s=10.0,
+            fetched_at=0.0,
+        )
 
 
 def test_more_than_fifty_instances_are_asked_in_batches_of_at_most_fifty(

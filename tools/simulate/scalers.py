@@ -182,5 +182,6 @@ class ProjectScaler:
         if drained:
             self.stats.scale_in_actions += 1
         self.stats.failed_drains += failed
-        if not failed:  # a failed drain fails the invocation before the state tags are written
-            self.state = state
+        if failed and not drained:  # nothing drained: the scale-in time is not recorded
+            state = replace(state, last_scale_in_at=self.state.last_scale_in_at)
+        self.state = state
