@@ -135,15 +135,24 @@ emf_lines() {
     fail_with "no finished drain of 30 s"
 }
 
-@test "a spot interruption reports a spot drain" {
+@test "a spot interruption reports a spot drain once the cancelled job has stopped" {
   write_settings_file
   mkdir -p "$ROOT/var/lib/bk-elastic-stack"
   notice_at=$((START_CLOCK + 120))
   imds spot/instance-action "{\"action\": \"terminate\", \"time\": \"$(date -u -d "@$notice_at" +%Y-%m-%dT%H:%M:%SZ)\"}"
   respond_default systemctl-is-active 0 active
+  # The agent stops once it was told to cancel (SIGQUIT, 20 s before the termination time);
+  # the handler runs until the instance is gone.
+  on_sleep "if grep -q -- '--signal=SIGQUIT' '$CALLS'; then
+  printf '3\n' >'$FAKE_STATE/responses/systemctl-is-active/default.rc'
+  printf 'inactive\n' >'$FAKE_STATE/responses/systemctl-is-active/default.out'
+fi"
+  instance_gone_at "$notice_at"
   run_systemd_script "$BIN_DIR/bk-lifecycle-handler"
-  assert_success
-  # From the notice to SIGQUIT, 20 s before the termination time.
-  [[ "$(emf_lines "$output")" == *'"Outcome":"spot","Queue":"default","Event":"drain-finished","DrainDuration":100,"Drains":1}' ]] ||
-    fail_with "no spot drain of 100 s"
+  assert_killed_by_instance_end
+  lines="$(emf_lines "$output")"
+  [[ "$(grep -c '"Event":"drain-finished"' <<<"$lines")" == 1 ]] || fail_with "expected one drain report"
+  # From the notice to the agent stopping: SIGQUIT at 100 s, seen stopped at the next look.
+  [[ "$lines" =~ \"Outcome\":\"spot\",\"Queue\":\"default\",\"Event\":\"drain-finished\",\"DrainDuration\":(1[01][0-9]),\"Drains\":1\} ]] ||
+    fail_with "no spot drain of 100-119 s: $lines"
 }

@@ -62,6 +62,7 @@ _DESCRIBE_ONLY = {
 _GROUP_OPERATIONS = {
     "CompleteLifecycleAction",
     "CreateOrUpdateTags",
+    "DeleteTags",
     "RecordLifecycleActionHeartbeat",
     "ResumeProcesses",
     "SetDesiredCapacity",
