@@ -48,6 +48,7 @@ from buildkite_api import QueueMetrics
 
 IN_SERVICE = "InService"
 PENDING_STATES = frozenset({"Pending", "Pending:Wait", "Pending:Proceed"})
+WARMED_PREFIX = "Warmed:"
 
 
 class ConfigError(ValueError):
@@ -72,14 +73,31 @@ class Instance:
 
 
 @dataclass(frozen=True, slots=True)
+class WarmPool:
+    """The group's warm pool as DescribeWarmPool reported it.
+
+    ``max_group_prepared_capacity`` None means unset (AWS then sizes the pool from the group's
+    MaxSize). ``instances`` are the pool's own (lifecycle states ``Warmed:*``); they are not
+    part of the group's instances or of its desired capacity.
+    """
+
+    min_size: int = 0
+    max_group_prepared_capacity: int | None = None
+    pool_state: str = "Stopped"
+    reuse_on_scale_in: bool = False
+    instances: tuple[Instance, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class GroupObservation:
-    """The Auto Scaling group as DescribeAutoScalingGroups reported it."""
+    """The Auto Scaling group as DescribeAutoScalingGroups (and DescribeWarmPool) reported it."""
 
     name: str
     desired_capacity: int
     min_size: int
     max_size: int
     instances: tuple[Instance, ...] = ()
+    warm_pool: WarmPool | None = None
 
     def __post_init__(self) -> None:
         for label, value in (
@@ -121,6 +139,13 @@ class ScalerConfig:
     the way, so repeated evaluations cannot over-provision and no cooldown is needed.
     ``scale_in_idle_period`` is enforced by the agents themselves (their idle timeout); the
     policy only cites it. ``poll_interval`` is how often the handler re-evaluates.
+
+    ``scale_in_demand_window`` (ScaleInDemandWindow, s; 0 = off): the fleet keeps the most
+    instances demand wanted over this window and drains the rest (rule 7).
+    ``drains_wait_for_jobs``: the group has the terminating lifecycle hook, so a drained
+    instance's running job finishes first; without it only provably idle instances are drained.
+    ``size_warm_pool``: the scaler sets the warm pool's MaxGroupPreparedCapacity from demand
+    (WarmPoolMaxPreparedCapacity -1 with EnableWarmPool).
     """
 
     agents_per_instance: int = 1
@@ -135,6 +160,9 @@ class ScalerConfig:
     scale_in_cooldown_period: float = 3600
     poll_interval: float = 10
     instance_registration_timeout: float = 900
+    scale_in_demand_window: float = 600
+    drains_wait_for_jobs: bool = True
+    size_warm_pool: bool = False
 
     def __post_init__(self) -> None:
         _check_int("AgentsPerInstance", self.agents_per_instance, minimum=1)
@@ -157,10 +185,15 @@ class ScalerConfig:
 
 @dataclass(frozen=True, slots=True)
 class ScalerState:
-    """What the scaler remembers between evaluations (epoch seconds; None = never)."""
+    """What the scaler remembers between evaluations (epoch seconds; None = never).
+
+    ``demand_peaks``: (bucket start, most instances wanted in that bucket), oldest first, for
+    the last ``scale_in_demand_window`` seconds.
+    """
 
     last_scale_out_at: float | None = None
     last_scale_in_at: float | None = None
+    demand_peaks: tuple[tuple[float, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +201,8 @@ class Decision:
     """What to do: a new desired capacity (None = no change), instances to drain, and why.
 
     ``unregistered_instance_ids``: in-service instances whose agents never registered (rule 6).
+    ``warm_pool_max_prepared_capacity``: the warm pool's new MaxGroupPreparedCapacity (None =
+    leave it).
     """
 
     desired_capacity: int | None
@@ -176,6 +211,7 @@ class Decision:
     reasons: tuple[str, ...] = ()
     state: ScalerState = field(default_factory=ScalerState)
     unregistered_instance_ids: tuple[str, ...] = ()
+    warm_pool_max_prepared_capacity: int | None = None
 
     @property
     def changes_capacity(self) -> bool:
