@@ -363,7 +363,8 @@ def plot_frontier(data: BenchData, path: Path) -> None:
     columns = min(len(shapes), 2)
     rows = (len(shapes) + columns - 1) // columns
     figure, axes = plt.subplots(rows, columns, figsize=(7.0 * columns, 5.2 * rows), squeeze=False)
-    markers = "osD^v<>phPX*8"
+    markers = "osD^v<>phPX8d"
+    palette = plt.get_cmap("tab20")
     for index, shape in enumerate(shapes):
         axis = axes[index // columns][index % columns]
         reference = data.main(shape, REFERENCE)
@@ -380,7 +381,7 @@ def plot_frontier(data: BenchData, path: Path) -> None:
                           linestyle="none", label=label)  # fmt: skip
                 continue
             axis.plot(cost, p95, marker=markers[number % len(markers)], linestyle="none",
-                      markersize=7, label=label)  # fmt: skip
+                      markersize=7, color=palette(number % 20), label=label)  # fmt: skip
         front = pareto_front(points)
         axis.plot([c for c, _, _ in front], [p for _, p, _ in front], color="black",
                   linewidth=0.8, alpha=0.6, drawstyle="steps-post", label="frontier")  # fmt: skip
