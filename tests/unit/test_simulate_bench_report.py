@@ -108,7 +108,9 @@ def test_rows_show_dollars_with_the_ebs_share_and_ratios() -> None:
     assert "$0.27 (24 %)" in row
     check = defaults_checks("office-hours", BASE, replace(BASE, cost_compute=1.0))[0]
     cells = check_row(check)
-    assert cells[3:] == ["$1.12", "$1.29 (1.15x)", "≤ $1.12 (1x)", "❌ missed"]
+    assert cells[3:] == [
+        "$1.12", "$1.29 (1.15x); instance-hours 1.00x", "≤ $1.12 (1x)", "❌ missed",
+    ]  # fmt: skip
 
 
 def _data(shapes: tuple[str, ...] = ("office-hours",)) -> BenchData:
@@ -153,7 +155,7 @@ def test_the_report_has_the_target_table_dollars_prices_and_the_frontier(tmp_pat
     write_report(_data(), report, tmp_path / "benchmarks")
     text = report.read_text()
     assert "**10 of 11 targets hold** (defaults 4 of 4; warm pool 3 of 4; push 3 of 3)" in text
-    assert "| warm pool | office-hours | cost $ | $1.12 | $1.45 (1.29x) |" in text
+    assert "| warm pool | office-hours | cost $ | $1.12 | $1.45 (1.29x); instance-hours" in text
     assert "EBS $ (share)" in text
     assert "https://aws.amazon.com/ebs/pricing/" in text
     assert "(benchmarks/frontier.png)" in text

@@ -109,6 +109,7 @@ class TargetCheck:
     held: bool
     unit: str
     rule: str
+    note: str = ""
 
 
 def wait_limit(reference_s: float, factor: float) -> float:
@@ -145,9 +146,11 @@ def cost_check(
     configuration: str, shape: str, reference: Aggregate, point: Aggregate
 ) -> TargetCheck:
     limit = COST_FACTOR * reference.cost_total
+    hours = _ratio(point.instance_hours, reference.instance_hours)
     return TargetCheck(
         configuration, shape, "cost $", reference.cost_total, point.cost_total, limit,
         point.cost_total <= limit, "$", f"≤ ${limit:.2f} ({COST_FACTOR:g}x)",
+        f"instance-hours {hours}",
     )  # fmt: skip
 
 
@@ -282,6 +285,8 @@ def check_row(check: TargetCheck) -> list[str]:
     value = _amount(check.value, check.unit)
     if check.reference:
         value += f" ({_ratio(check.value, check.reference)})"
+    if check.note:
+        value += f"; {check.note}"
     return [
         check.configuration, check.shape, check.target, reference, value, check.rule,
         _verdict(check.held),
