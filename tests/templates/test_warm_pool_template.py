@@ -254,13 +254,14 @@ def test_the_root_hands_every_pool_setting_to_the_fleet(root_template, nested_te
     assert "MixedInstancesPolicy" not in group(fleet_stack)
 
 
-def test_scale_in_demand_window_is_whole_seconds_and_on_by_default(root_template):
+def test_scale_in_demand_window_is_whole_seconds_up_to_an_hour_and_on_by_default(root_template):
     spec = root_template["Parameters"]["ScaleInDemandWindow"]
     assert spec["Default"] == "600"
     assert str(spec["Default"]) == str(root_template["Parameters"]["ScaleInIdlePeriod"]["Default"])
-    for good in ("0", "600", "86400"):
+    for good in ("0", "600", "3600"):
         assert constraint_violations(root_template, {**TOKEN, "ScaleInDemandWindow": good}) == []
-    for bad in ("-1", "1.5", "10m", ""):
+    # Up to 3600: the scaler keeps the window's history in one group tag.
+    for bad in ("-1", "1.5", "10m", "", "3601", "86400"):
         problems = constraint_violations(root_template, {**TOKEN, "ScaleInDemandWindow": bad})
         assert problems, bad
         assert problems[0].startswith("ScaleInDemandWindow"), bad
