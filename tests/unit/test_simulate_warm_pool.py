@@ -214,3 +214,23 @@ def test_a_warm_pool_run_reports_pool_activity_and_ebs() -> None:
     assert result.cost.ebs > 0
     assert result.interrupted_jobs == 0
     assert result.as_json()["warm_pool"]["resumes"] == result.resumes
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"ScaleInDemandWindow": 3601}, "ScaleInDemandWindow must be at most 3600"),
+        ({"WarmPoolState": "Running"}, "WarmPoolState must be one of Stopped, Hibernated"),
+        ({"WarmPoolMaxPreparedCapacity": -2}, "WarmPoolMaxPreparedCapacity must be at least -1"),
+        ({"OnDemandPercentage": 101}, "OnDemandPercentage must be at most 100"),
+        ({"InstanceTypes": ""}, "InstanceTypes must be a non-empty string"),
+    ],
+)
+def test_new_settings_are_checked_with_the_stack_names(overrides: dict, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        build_config("project", overrides)
+
+
+def test_instance_types_may_be_a_json_list_as_in_a_parameters_file() -> None:
+    config = build_config("project", {"InstanceTypes": ["t3.large"], **POOL})
+    assert config.instance_type == "t3.large"

@@ -210,6 +210,7 @@ SETTINGS: tuple[Setting, ...] = (
         float,
         0,
         "project only: s of demand history the fleet keeps capacity for (0 = off)",
+        maximum=3600,  # the stack's limit: the history lives in one group tag
     ),
     Setting("EnableWarmPool", "enable_warm_pool", bool, None, "a warm pool of prepared instances"),
     Setting("WarmPoolMinSize", "warm_pool_min_size", int, 0, "fewest instances in the warm pool"),
