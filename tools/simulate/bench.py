@@ -111,6 +111,8 @@ class RunOutcome:
     warm_launches: int = 0
     returned_to_pool: int = 0
     drained_instances: int = 0
+    scheduled_invocations: int = 0
+    push_invocations: int = 0
 
 
 def execute(spec: RunSpec) -> RunOutcome:
@@ -146,6 +148,8 @@ def execute(spec: RunSpec) -> RunOutcome:
         warm_launches=result.warm_launches,
         returned_to_pool=result.returned_to_pool,
         drained_instances=result.scaler.drained_instances,
+        scheduled_invocations=result.invocations.scheduled_invocations,
+        push_invocations=result.invocations.push_invocations,
     )
 
 
@@ -249,6 +253,8 @@ def aggregate(outcomes: Sequence[RunOutcome]) -> Aggregate:
         warm_launches=average([o.warm_launches for o in outcomes]),
         returned_to_pool=average([o.returned_to_pool for o in outcomes]),
         drained_instances=average([o.drained_instances for o in outcomes]),
+        scheduled_invocations=average([o.scheduled_invocations for o in outcomes]),
+        push_invocations=average([o.push_invocations for o in outcomes]),
     )
 
 

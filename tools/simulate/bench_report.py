@@ -62,6 +62,8 @@ class Aggregate:
     warm_launches: float = 0.0
     returned_to_pool: float = 0.0
     drained_instances: float = 0.0
+    scheduled_invocations: float = 0.0
+    push_invocations: float = 0.0
 
     @property
     def cost_total(self) -> float:
@@ -575,9 +577,18 @@ def obstacle(data: BenchData, check: TargetCheck) -> str:
         )
         return head + text
     if check.target == "Lambda GB-s":
+        project = policy_defaults("project")
+        per_push = project.push_lambda_memory_mb / 1024 * project.evaluation_duration_s
+        pushed = point.push_invocations * per_push
         return head + (
             f"{check.value:,.0f} GB-s against a limit of {check.limit:,.0f} GB-s "
-            f"(reference {check.reference:,.0f})."
+            f"(reference {check.reference:,.0f}): the scheduled function bills "
+            f"{check.value - pushed:,.0f} GB-s ({point.scheduled_invocations:.0f} single "
+            f"evaluations), the push function {pushed:,.0f} GB-s "
+            f"({point.push_invocations:,.0f} invocations of {per_push:.3f} GB-s, one per batch "
+            f"of job events within the {project.push_batch_window_s:g} s SQS batching window). "
+            "The push function's GB-s grow with the job rate (one invocation per batch), the "
+            "scheduled function's do not; the reference's loop does not either."
         )
     if check.target == "p95 wait vs poll":
         return head + (
