@@ -234,3 +234,46 @@ def test_new_settings_are_checked_with_the_stack_names(overrides: dict, named: s
 def test_instance_types_may_be_a_json_list_as_in_a_parameters_file() -> None:
     config = build_config("project", {"InstanceTypes": ["t3.large"], **POOL})
     assert config.instance_type == "t3.large"
+
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("desired"), st.integers(0, 10)),
+        st.tuples(st.just("prepared"), st.integers(0, 10)),
+        st.tuples(st.just("drain"), st.integers(0, 9)),
+        st.tuples(st.just("job"), st.integers(10, 400)),
+        st.tuples(st.just("wait"), st.integers(1, 300)),
+    ),
+    max_size=25,
+)
+
+
+@given(operations)
+@settings(max_examples=60, deadline=None)
+def test_any_sequence_keeps_jobs_safe_and_the_books_balanced(ops: list[tuple[str, int]]) -> None:
+    engine, fleet = make_fleet(WarmPoolMaxPreparedCapacity=3, ScaleInIdlePeriod=120)
+    jobs: list[Job] = []
+    for kind, value in ops:
+        if kind == "desired":
+            fleet.set_desired_capacity(value)
+        elif kind == "prepared":
+            fleet.set_warm_pool_max_prepared_capacity(value)
+        elif kind == "drain":
+            ids = sorted(fleet.instances)
+            if ids:
+                fleet.drain(ids[value % len(ids)])
+        elif kind == "job":
+            job = Job(job_id=len(jobs), submit_s=engine.now, duration_s=float(value))
+            jobs.append(job)
+            fleet.submit(job)
+        else:
+            run_to(engine, engine.now + value)
+        # the pool never holds more than its size, and group and pool never share an instance
+        assert len(fleet.warm_instances) <= fleet.warm_pool_size()
+        assert not set(fleet.warm_instances) & set(fleet.instances)
+    fleet.set_desired_capacity(max(fleet.desired_capacity, 1))
+    run_to(engine, engine.now + 5000)
+    assert fleet.interrupted_jobs == 0  # the hook lets every job finish
+    assert all(job.finished_at is not None for job in jobs)
+    until = engine.now
+    assert fleet.volume_seconds(until) >= fleet.instance_seconds(until) - 1e-6
