@@ -277,3 +277,14 @@ def test_any_sequence_keeps_jobs_safe_and_the_books_balanced(ops: list[tuple[str
     assert all(job.finished_at is not None for job in jobs)
     until = engine.now
     assert fleet.volume_seconds(until) >= fleet.instance_seconds(until) - 1e-6
+
+
+@pytest.mark.parametrize("policy", ["project", "reference"])
+def test_the_configuration_round_trips_through_its_stack_names(policy: str) -> None:
+    from tools.simulate.config import config_as_dict
+
+    config = build_config(
+        policy,
+        {**POOL, "WarmPoolState": "Hibernated", "ResumeDelayMedian": 40, "ScaleInDemandWindow": 0},
+    )
+    assert build_config(policy, config_as_dict(config)) == config
