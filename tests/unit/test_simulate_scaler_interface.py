@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tools.simulate.config import build_config
 from tools.simulate.engine import EventEngine
 from tools.simulate.fleet import WARMED_STOPPED, Fleet, Job
+from tools.simulate.runner import simulate
 from tools.simulate.scalers import ProjectScaler
+from tools.simulate.traces import TraceJob
 
 FIXED = {
     "BootDelayMedian": 60,
@@ -155,3 +159,24 @@ def test_push_evaluations_never_drain_and_never_size_the_pool(
     assert config.disable_scale_in is True
     assert config.scale_in_demand_window == 0
     assert config.size_warm_pool is False
+
+
+@given(
+    jobs=st.lists(st.tuples(st.floats(0, 1800), st.floats(5, 900)), min_size=1, max_size=25),
+    warm=st.booleans(),
+    window=st.sampled_from([0, 300, 600]),
+)
+@settings(max_examples=15, deadline=None)
+def test_with_the_real_policy_every_job_finishes_and_none_is_interrupted(
+    jobs: list[tuple[float, float]], warm: bool, window: int
+) -> None:
+    """Rule 7 drains and the warm pool never cost a job: the hook lets each one finish."""
+    overrides = {**FIXED, "ScaleInDemandWindow": window}
+    if warm:
+        overrides["EnableWarmPool"] = True
+    config = build_config("project", overrides)
+    trace = [TraceJob(submit, duration) for submit, duration in jobs]
+    result = simulate(trace, "project", "poll", config, seed=1)
+    assert result.interrupted_jobs == 0
+    assert result.unfinished_jobs == 0
+    assert result.volume_seconds >= result.instance_seconds - 1e-6
