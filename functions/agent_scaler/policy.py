@@ -37,6 +37,21 @@ Rules (parameter names are the reference stack's):
    replaced: a boot that fails once (bad settings, a broken AMI) fails on every new instance, so
    launching more would only multiply the cost. The report (log and the InstancesNotRegistered
    metric) is what an operator, or an alarm, acts on.
+7. Idle tail. ``ScaleInIdlePeriod`` is how long the user finds idle capacity worth keeping, but
+   an agent's own idle timer rarely fires on a large fleet: jobs go to whichever idle agent polls
+   first, so every agent takes one now and then. So the fleet as a whole keeps what demand wanted
+   (the target of rules 1-3) at its peak over the last ``ScaleInDemandWindow`` seconds and lets
+   the rest go: in-service instances above that peak are drained, oldest first, at most as many
+   as the in-service instances that no busy agent can be on. Only when ``drains_wait_for_jobs``
+   (the group's terminating lifecycle hook lets a job that is running, or starts in the race
+   window, finish before the instance goes); without the hook only rule 5 drains. Independent of
+   ``DisableScaleIn``, which governs rule 5. A window of 0 turns the rule off; until the demand
+   history covers a whole window (a new scaler, a lost tag) nothing is drained by this rule.
+8. Warm pool. With ``size_warm_pool`` the pool's MaxGroupPreparedCapacity follows demand: the
+   peak over ``WARM_POOL_WINDOW_FACTOR`` windows, never below desired capacity nor above MaxSize.
+   A prepared instance waiting stopped pays for its EBS volumes only (about a quarter of a
+   running default instance: t3.large $0.0832/h compute + 250 GB gp3 $0.0274/h in us-east-1), so
+   for the same money it can wait about four times as long in the pool as idle in service.
 """
 
 from __future__ import annotations
@@ -46,9 +61,13 @@ from dataclasses import dataclass, field, replace
 
 from buildkite_api import QueueMetrics
 
+from agent_scaler import demand
+
 IN_SERVICE = "InService"
 PENDING_STATES = frozenset({"Pending", "Pending:Wait", "Pending:Proceed"})
 WARMED_PREFIX = "Warmed:"
+WARM_POOL_WINDOW_FACTOR = 4
+MAX_DEMAND_WINDOW = 3600
 
 
 class ConfigError(ValueError):
@@ -181,6 +200,20 @@ class ScalerConfig:
         _check_number("ScaleInCooldownPeriod", self.scale_in_cooldown_period, minimum=0)
         _check_number("PollInterval", self.poll_interval, minimum=1)
         _check_number("InstanceRegistrationTimeout", self.instance_registration_timeout, minimum=1)
+        _check_number("ScaleInDemandWindow", self.scale_in_demand_window, minimum=0)
+        if self.scale_in_demand_window > MAX_DEMAND_WINDOW:
+            raise ConfigError(
+                f"ScaleInDemandWindow must be at most {MAX_DEMAND_WINDOW} s "
+                f"(got {self.scale_in_demand_window!r}): its history is kept in one group tag"
+            )
+        _check_bool("drains_wait_for_jobs", self.drains_wait_for_jobs)
+        _check_bool("size_warm_pool", self.size_warm_pool)
+
+    @property
+    def demand_horizon(self) -> float:
+        """Seconds of demand history the policy needs (rules 7 and 8)."""
+        factor = WARM_POOL_WINDOW_FACTOR if self.size_warm_pool else 1
+        return self.scale_in_demand_window * factor
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,12 +328,19 @@ def _decide(
         reasons.append(f"MinSize {group.min_size} keeps at least {group.min_size} instance(s)")
         target = group.min_size
 
+    horizon = config.demand_horizon
+    if horizon > 0:
+        state = replace(state, demand_peaks=demand.record(state.demand_peaks, now, target, horizon))
     if target > current:
-        return _scale_out(current, target, group.max_size, config, state, now, reasons)
-    if target == current:
+        decision = _scale_out(current, target, group.max_size, config, state, now, reasons)
+    elif target == current:
         reasons.append(f"desired capacity {current} matches the target: no change")
-        return Decision(None, target, (), tuple(reasons), state)
-    return _scale_in(observation, target, config, state, now, reasons)
+        decision = Decision(None, target, (), tuple(reasons), state)
+    else:
+        decision = _scale_in(observation, target, config, state, now, reasons)
+        if not decision.drain_instance_ids:
+            decision = _drain_idle_tail(observation, decision, config, now)
+    return _size_warm_pool(group, decision, config, now)
 
 
 def apply(observation: Observation, decision: Decision) -> Observation:
@@ -315,9 +355,14 @@ def apply(observation: Observation, decision: Decision) -> Observation:
         desired = decision.desired_capacity
     drained = set(decision.drain_instance_ids)
     instances = tuple(i for i in group.instances if i.instance_id not in drained)
+    pool = group.warm_pool
+    if pool is not None and decision.warm_pool_max_prepared_capacity is not None:
+        pool = replace(pool, max_group_prepared_capacity=decision.warm_pool_max_prepared_capacity)
     return replace(
         observation,
-        group=replace(group, desired_capacity=desired - len(drained), instances=instances),
+        group=replace(
+            group, desired_capacity=desired - len(drained), instances=instances, warm_pool=pool
+        ),
     )
 
 
@@ -465,6 +510,84 @@ def _scale_in(
         f"{current - len(drained)}"
     )
     return Decision(None, target, drained, tuple(reasons), replace(state, last_scale_in_at=now))
+
+
+def _drain_idle_tail(
+    observation: Observation, decision: Decision, config: ScalerConfig, now: float
+) -> Decision:
+    """Rule 7: drain in-service instances above the peak demand of the last window."""
+    window = config.scale_in_demand_window
+    if window <= 0 or not config.drains_wait_for_jobs:
+        return decision
+    group = observation.group
+    current = group.desired_capacity
+    peaks = decision.state.demand_peaks
+    reasons = list(decision.reasons)
+    if not demand.covers(peaks, now, window):
+        # A new scaler, or its history tag was lost: until a whole window has been seen, keep
+        # everything (the direction that cannot make a job wait).
+        reasons.append(
+            f"demand history does not cover the last {_seconds(window)} (ScaleInDemandWindow) "
+            f"yet: keeping desired capacity {current}"
+        )
+        return replace(decision, reasons=tuple(reasons))
+    kept = max(decision.target_capacity, demand.peak(peaks, now, window, config.demand_horizon))
+    if kept >= current:
+        reasons.append(
+            f"demand peaked at {_count(kept, 'instance')} in the last {_seconds(window)} "
+            f"(ScaleInDemandWindow): keeping desired capacity {current}"
+        )
+        return replace(decision, reasons=tuple(reasons))
+    in_service = sorted(group.in_service, key=_age_order)
+    not_busy = len(in_service) - min(observation.metrics.busy_agents, len(in_service))
+    drained = tuple(i.instance_id for i in in_service[: min(current - kept, not_busy)])
+    if not drained:
+        reasons.append(
+            f"demand peaked at {_count(kept, 'instance')} in the last {_seconds(window)}, "
+            f"{current - kept} fewer than desired, but no in-service instance is free of busy "
+            "agents: nothing to drain yet"
+        )
+        return replace(decision, reasons=tuple(reasons))
+    reasons.append(
+        f"demand peaked at {_count(kept, 'instance')} in the last {_seconds(window)} "
+        f"(ScaleInDemandWindow): drain {_count(len(drained), 'surplus instance')} (oldest "
+        f"first: {', '.join(drained)}) through the terminating lifecycle hook, so a job that is "
+        f"running finishes first; desired capacity {current} -> {current - len(drained)}"
+    )
+    return replace(decision, drain_instance_ids=drained, reasons=tuple(reasons))
+
+
+def _size_warm_pool(
+    group: GroupObservation, decision: Decision, config: ScalerConfig, now: float
+) -> Decision:
+    """Rule 8: the warm pool's MaxGroupPreparedCapacity follows the demand of recent windows."""
+    pool = group.warm_pool
+    if not config.size_warm_pool or pool is None:
+        return decision
+    desired = group.desired_capacity - len(decision.drain_instance_ids)
+    if decision.desired_capacity is not None:
+        desired = decision.desired_capacity
+    horizon = config.demand_horizon
+    recent = demand.peak(decision.state.demand_peaks, now, horizon, horizon)
+    prepared = min(max(recent, desired, decision.target_capacity), group.max_size)
+    if prepared == pool.max_group_prepared_capacity:
+        return decision
+    reason = (
+        f"warm pool: demand peaked at {_count(recent, 'instance')} in the last "
+        f"{_seconds(horizon)}: MaxGroupPreparedCapacity "
+        f"{_unset(pool.max_group_prepared_capacity)} -> {prepared} "
+        f"({_count(max(prepared - desired, 0), 'instance')} prepared beyond desired capacity "
+        f"{desired}, at least the pool's MinSize {pool.min_size})"
+    )
+    return replace(
+        decision,
+        warm_pool_max_prepared_capacity=prepared,
+        reasons=(*decision.reasons, reason),
+    )
+
+
+def _unset(value: int | None) -> str:
+    return "unset" if value is None else str(value)
 
 
 def _age_order(instance: Instance) -> tuple[bool, float, str]:

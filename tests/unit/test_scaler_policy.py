@@ -76,6 +76,11 @@ def run(
     return decide(Observation(queue, asg), scaler_config, state or ScalerState(), NOW)
 
 
+def times(state: ScalerState) -> tuple[float | None, float | None]:
+    """The scale-out and scale-in times of a state (its demand history is tested apart)."""
+    return state.last_scale_out_at, state.last_scale_in_at
+
+
 # --- demand -------------------------------------------------------------------------------------
 
 
@@ -225,7 +230,7 @@ def test_scale_out_counts_capacity_on_the_way(
 
 def test_scale_out_records_its_time_and_explains_the_step() -> None:
     decision = run(metrics(scheduled=6), group(2), scale_out_factor=0.5)
-    assert decision.state == ScalerState(last_scale_out_at=NOW)
+    assert times(decision.state) == (NOW, None)
     assert "ScaleOutFactor 0.5: adding 2 for 4 missing instance(s)" in decision.reasons
     assert "scale out: desired capacity 2 -> 4" in decision.reasons
 
@@ -244,7 +249,7 @@ def test_scale_out_cooldown(cooldown: float, last_ago: float | None, desired: in
     decision = run(metrics(scheduled=5), group(1), state, scale_out_cooldown_period=cooldown)
     assert decision.desired_capacity == desired
     if desired is None:
-        assert decision.state == state
+        assert times(decision.state) == times(state)
         assert any("scale-out cooldown" in reason for reason in decision.reasons)
 
 
@@ -269,7 +274,7 @@ def test_drains_surplus_idle_instances_oldest_first() -> None:
     decision = run(metrics(idle=4), group(4, min_size=1), **SCALE_IN)
     assert decision.drain_instance_ids == ("i-000", "i-001", "i-002")
     assert decision.desired_capacity is None
-    assert decision.state == ScalerState(last_scale_in_at=NOW)
+    assert times(decision.state) == (None, NOW)
     assert any("desired capacity 4 -> 1" in reason for reason in decision.reasons)
 
 
@@ -310,7 +315,7 @@ def test_drains_keep_the_target_and_only_touch_in_service_instances() -> None:
 def test_nothing_to_drain_when_the_surplus_is_still_pending() -> None:
     decision = run(metrics(), group(2, pending=2), **SCALE_IN)
     assert decision.drain_instance_ids == ()
-    assert decision.state == ScalerState()
+    assert times(decision.state) == (None, None)
 
 
 @pytest.mark.parametrize(
