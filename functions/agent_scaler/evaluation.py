@@ -226,7 +226,7 @@ class Scaler:
             extra={
                 "queue": self.settings.queue,
                 "observation": observation_summary(observation, previous),
-                "decision": decision_summary(decision, observation),
+                "decision": decision_summary(decision, observation, previous),
                 "reasons": list(decision.reasons),
             },
         )

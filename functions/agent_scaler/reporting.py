@@ -83,13 +83,15 @@ def _warm_pool_summary(observation: Observation) -> dict[str, Any] | None:
     }
 
 
-def decision_summary(decision: Decision, observation: Observation) -> dict[str, Any]:
+def decision_summary(
+    decision: Decision, observation: Observation, previous: ScalerState
+) -> dict[str, Any]:
     """The decision as log fields.
 
-    ``drain_rule`` says why instances are drained: "provably idle" (DisableScaleIn false, the
-    queue has no jobs and no busy agents) or "idle tail" (above the most demand wanted over
-    ScaleInDemandWindow while the queue has work: the terminating lifecycle hook lets a running
-    job finish first). When the decision resizes the warm pool,
+    ``drain_rule`` says which rule drains: "provably idle" (rule 5: DisableScaleIn false, no
+    jobs and no busy agents; it records the scale-in time for ScaleInCooldownPeriod) or "idle
+    tail" (rule 7: above the most demand wanted over ScaleInDemandWindow; the terminating
+    lifecycle hook lets a running job finish first). When the decision resizes the warm pool,
     ``warm_pool_max_prepared_capacity`` is the new MaxGroupPreparedCapacity and ``..._before``
     the value read (None = unset).
     """
@@ -103,9 +105,8 @@ def decision_summary(decision: Decision, observation: Observation) -> dict[str, 
         "unregistered_instance_ids": list(decision.unregistered_instance_ids),
     }
     if decision.drain_instance_ids:
-        metrics = observation.metrics
-        queue_has_work = bool(metrics.scheduled_jobs or metrics.running_jobs or metrics.busy_agents)
-        summary["drain_rule"] = "idle tail" if queue_has_work else "provably idle"
+        provably_idle = decision.state.last_scale_in_at != previous.last_scale_in_at
+        summary["drain_rule"] = "provably idle" if provably_idle else "idle tail"
     if decision.warm_pool_max_prepared_capacity is not None:
         pool = observation.group.warm_pool
         summary["warm_pool_max_prepared_capacity"] = decision.warm_pool_max_prepared_capacity

@@ -234,25 +234,25 @@ def deciding(monkeypatch: pytest.MonkeyPatch, **changes: Any) -> None:
     monkeypatch.setattr(evaluation_module, "decide", with_changes)
 
 
-def test_the_scheduled_evaluation_reads_and_resizes_the_pool_and_reports_it(
-    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_the_scheduled_evaluation_sizes_the_pool_from_demand_and_reports_it(
+    aws: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    deciding(monkeypatch, warm_pool_max_prepared_capacity=6)
     log = io.StringIO()
-    scaler = make_scaler(aws, FakeMetrics({"scheduled": 2}), log, size_warm_pool=True)
+    scaler = make_scaler(aws, FakeMetrics({"scheduled": 5}), log, size_warm_pool=True)
     scaler.settings = replace(scaler.settings, warm_pool_enabled=True)
 
     result = scaler.evaluate()
 
-    assert pool_configuration(aws)["MaxGroupPreparedCapacity"] == 6
-    assert describe(aws)["DesiredCapacity"] == 2
-    assert result.decision.warm_pool_max_prepared_capacity == 6
+    # Demand wants 5: the group goes to 5 and the pool may prepare up to 5 (it held 3).
+    assert describe(aws)["DesiredCapacity"] == 5
+    assert pool_configuration(aws)["MaxGroupPreparedCapacity"] == 5
+    assert result.decision.warm_pool_max_prepared_capacity == 5
     (line,) = log_lines(log)
     assert line["message"] == (
-        "Scaling evaluation for queue 'default': scale out 0 -> 2, "
-        "warm pool MaxGroupPreparedCapacity 3 -> 6"
+        "Scaling evaluation for queue 'default': scale out 0 -> 5, "
+        "warm pool MaxGroupPreparedCapacity 3 -> 5"
     )
-    assert line["decision"]["warm_pool_max_prepared_capacity"] == 6
+    assert line["decision"]["warm_pool_max_prepared_capacity"] == 5
     assert line["decision"]["warm_pool_max_prepared_capacity_before"] == 3
     assert line["observation"]["group"]["warm_pool"] == {
         "min_size": 1,
@@ -265,11 +265,8 @@ def test_the_scheduled_evaluation_reads_and_resizes_the_pool_and_reports_it(
     assert emf["WarmPoolInstances"] == [0.0]
 
 
-def test_an_unchanged_pool_size_is_not_written(
-    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    deciding(monkeypatch, warm_pool_max_prepared_capacity=3)
-    scaler = make_scaler(aws, FakeMetrics(), io.StringIO(), size_warm_pool=True)
+def test_an_unchanged_pool_size_is_not_written(aws: dict[str, Any]) -> None:
+    scaler = make_scaler(aws, FakeMetrics({"scheduled": 3}), io.StringIO(), size_warm_pool=True)
     scaler.settings = replace(scaler.settings, warm_pool_enabled=True)
     called = operations(aws["autoscaling"])
 
@@ -278,6 +275,20 @@ def test_an_unchanged_pool_size_is_not_written(
     assert "DescribeWarmPool" in called
     assert "PutWarmPool" not in called
     assert result.decision.warm_pool_max_prepared_capacity is None
+
+
+def test_a_pool_size_fixed_by_the_stack_is_read_never_written(aws: dict[str, Any]) -> None:
+    # WarmPoolMaxPreparedCapacity >= 0: the pool is read and reported, not sized.
+    scaler = make_scaler(aws, FakeMetrics({"scheduled": 6}), io.StringIO())
+    scaler.settings = replace(scaler.settings, warm_pool_enabled=True)
+    called = operations(aws["autoscaling"])
+
+    result = scaler.evaluate()
+
+    assert "DescribeWarmPool" in called
+    assert "PutWarmPool" not in called
+    assert result.observation.group.warm_pool is not None
+    assert pool_configuration(aws)["MaxGroupPreparedCapacity"] == 3
 
 
 def test_a_refused_resize_fails_the_evaluation_after_the_other_actions(
