@@ -27,9 +27,9 @@ Optional (defaults are the stack's parameter defaults):
   instance's agent should have registered; later, it is reported as not registered (metric
   ``InstancesNotRegistered``) and no longer counted as booting. The default is well above a
   normal boot (1-3 minutes) and at least the stack's default InstanceCreationTimeout.
-- ``SCALE_IN_DEMAND_WINDOW`` (600, >= 0): seconds of demand history the fleet is sized for; in-
-  service instances above the most demand wanted over the window are drained through the
-  terminating lifecycle hook (a running job finishes first). 0 turns this off.
+- ``SCALE_IN_DEMAND_WINDOW`` (600, 0 to 3600): seconds of demand history the fleet is sized
+  for; in-service instances above the most demand wanted over the window are drained through
+  the terminating lifecycle hook (a running job finishes first). 0 turns this off.
 - ``WARM_POOL_ENABLED`` (false): the group has a warm pool; the scaler reads it
   (DescribeWarmPool) and reports its instances.
 - ``WARM_POOL_MAX_PREPARED_CAPACITY`` (-1, >= -1): -1 lets the scaler size the warm pool from
@@ -52,7 +52,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from agent_scaler.policy import ConfigError, ScalerConfig
+from agent_scaler.policy import MAX_DEMAND_WINDOW, ConfigError, ScalerConfig
 
 DEFAULT_AGENT_ENDPOINT = "https://agent.buildkite.com/v3"
 
@@ -83,10 +83,10 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
             f"integer >= 0 (got {max_prepared!r})"
         )
     demand_window = reader.number("SCALE_IN_DEMAND_WINDOW", 600)
-    if demand_window < 0:
+    if not 0 <= demand_window <= MAX_DEMAND_WINDOW:
         raise ConfigError(
-            f"SCALE_IN_DEMAND_WINDOW must be a number of seconds >= 0, 0 = off "
-            f"(got {demand_window:g})"
+            f"SCALE_IN_DEMAND_WINDOW must be a number of seconds from 0 (off) to "
+            f"{MAX_DEMAND_WINDOW} (got {demand_window:g})"
         )
     settings = Settings(
         queue=reader.text("BUILDKITE_QUEUE"),

@@ -134,7 +134,11 @@ def test_demand_window_zero_and_once_per_invocation_are_read() -> None:
         ({"BUILDKITE_AGENT_ENDPOINT": "agent.buildkite.com"}, "must be an http(s) URL"),
         (
             {"SCALE_IN_DEMAND_WINDOW": "-60"},
-            "SCALE_IN_DEMAND_WINDOW must be a number of seconds >= 0, 0 = off (got -60)",
+            "SCALE_IN_DEMAND_WINDOW must be a number of seconds from 0 (off) to 3600 (got -60)",
+        ),
+        (
+            {"SCALE_IN_DEMAND_WINDOW": "7200"},
+            "SCALE_IN_DEMAND_WINDOW must be a number of seconds from 0 (off) to 3600 (got 7200)",
         ),
         (
             {"SCALE_IN_DEMAND_WINDOW": "ten minutes"},
