@@ -18,6 +18,7 @@ from agent_scaler import evaluation as evaluation_module
 from agent_scaler.evaluation import SCALE_OUT_ONLY_REASON
 from agent_scaler.group import ScalingActionError, put_warm_pool, read_group, read_warm_pool
 from agent_scaler.policy import Decision, ScalerState, WarmPool
+from agent_scaler.state_tags import DEMAND_PEAKS_TAG, format_peaks, parse_peaks
 from botocore.stub import Stubber
 from moto import mock_aws
 from test_scaler_evaluation import (
@@ -331,7 +332,19 @@ def test_without_the_pool_setting_the_pool_is_never_read(
 def test_the_push_evaluation_never_touches_the_pool_nor_records_demand(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    previous = ScalerState()
+    history = format_peaks(((NOW - 300, 1), (NOW - 270, 2)))
+    aws["autoscaling"].create_or_update_tags(
+        Tags=[
+            {
+                "ResourceId": GROUP,
+                "ResourceType": "auto-scaling-group",
+                "Key": DEMAND_PEAKS_TAG,
+                "Value": history,
+                "PropagateAtLaunch": False,
+            }
+        ]
+    )
+    previous = ScalerState(demand_peaks=parse_peaks(history))
     deciding(monkeypatch, warm_pool_max_prepared_capacity=6, demand_peaks=((NOW, 4),))
     aws["autoscaling"].set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=2)
     log = io.StringIO()
@@ -355,6 +368,9 @@ def test_the_push_evaluation_never_touches_the_pool_nor_records_demand(
     assert result.decision.drain_instance_ids == ()
     assert result.decision.warm_pool_max_prepared_capacity is None
     assert result.decision.state.demand_peaks == previous.demand_peaks
+    # The history tag stays as the scheduled evaluations wrote it.
+    group_tags = {tag["Key"]: tag["Value"] for tag in describe(aws)["Tags"]}
+    assert group_tags[DEMAND_PEAKS_TAG] == history
     assert result.decision.state.last_scale_in_at == previous.last_scale_in_at
     assert SCALE_OUT_ONLY_REASON in log_lines(log)[0]["reasons"]
 
