@@ -80,6 +80,26 @@ target_state_after() {
     fail_with "the launching hook's name is not in the settings file"
 }
 
+@test "a boot that cannot read the target state completes the launching hook; the handler starts the agent" {
+  given_token
+  rm "$FAKE_STATE/imds/autoscaling/target-lifecycle-state"
+  run_script "$BOOT"
+  assert_success
+  [[ "$(tail -n 1 "$CALLS")" == *"complete-lifecycle-action $LAUNCHING_ARGS --lifecycle-action-result CONTINUE" ]] ||
+    fail_with "the launching hook was not completed last"
+  refute_called "buildkite-agent.service"
+
+  # The group put the instance in service; the handler finds the action completed already.
+  imds autoscaling/target-lifecycle-state InService
+  respond_default aws-autoscaling-complete-lifecycle-action 254 "" \
+    "An error occurred (ValidationError) when calling the CompleteLifecycleAction operation: No active Lifecycle Action found with instance ID $INSTANCE_ID"
+  run_systemd_script "$HANDLER" --once
+  assert_success
+  [[ "$(count_calls "complete-lifecycle-action $LAUNCHING_ARGS")" == 2 ]] || fail_with "expected the handler to try"
+  assert_called "systemctl enable --now buildkite-agent.service"
+  [[ "$output" == *"holds no lifecycle action"* ]] || fail_with "the empty hook was not logged"
+}
+
 @test "warming: the lifecycle handler leaves a booting or warm instance alone" {
   write_settings_file
   mkdir -p "$STATE_DIR"

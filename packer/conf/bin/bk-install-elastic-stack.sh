@@ -474,7 +474,8 @@ target_lifecycle_state() {
 #   - Terminated: drained while booting (scale-in, health replacement, rebalancing); no agent,
 #     so no job dies with the instance. The lifecycle handler completes the lifecycle action.
 #   - anything else (Standby, Detached, not known yet): like a warm pool, the handler starts
-#     the agent if and when the instance enters service.
+#     the agent if and when the instance enters service; main completes the launching hook last
+#     (the group may hold the launch on it, whichever way the instance goes).
 start_agent_if_entering_service() {
   local state
   state="$(target_lifecycle_state)"
@@ -488,7 +489,7 @@ start_agent_if_entering_service() {
     Warmed:*)
       bk_log "booted into the warm pool: the agent starts when the instance enters service"
       : >"$BK_WARM_MARKER"
-      entering_warm_pool=true
+      agent_left_for_later=true
       ;;
     Terminated)
       bk_log "the group is already terminating this instance: not starting the agent (the lifecycle handler completes the lifecycle action)"
@@ -496,6 +497,7 @@ start_agent_if_entering_service() {
     *)
       bk_log "target lifecycle state '$state': the agent starts when the instance enters service"
       : >"$BK_WARM_MARKER"
+      agent_left_for_later=true
       ;;
   esac
 }
@@ -538,15 +540,16 @@ main() {
   systemctl enable --now bk-lifecycle-handler.service
   wait_for_docker
 
-  local entering_warm_pool=false
+  local agent_left_for_later=false
   start_agent_if_entering_service
 
   signal_cloudformation 0
   printf 'Completed\n' >"$BK_STATUS_FILE"
-  if "$entering_warm_pool"; then
-    # Last: the group stops or hibernates the instance as soon as this returns.
+  if "$agent_left_for_later"; then
+    # Last: into the warm pool, the group stops or hibernates the instance as soon as this
+    # returns; into service, the lifecycle handler starts the agent.
     complete_launching_hook
-    bk_log "boot completed; the instance is ready to wait in the warm pool"
+    bk_log "boot completed; the agent starts when the instance enters service"
   else
     bk_log "boot completed"
   fi
