@@ -129,17 +129,19 @@ def test_hibernated_without_a_pool_changes_nothing(fleet):
 
 # --- lifecycle hooks and the boot setting ----------------------------------------------------
 def test_with_the_pool_a_launching_hook_abandons_instances_that_never_get_ready(fleet):
-    stack = rendered(fleet, **POOL, InstanceTerminationGracePeriod="900")
+    stack = rendered(fleet, **POOL, InstanceTerminationGracePeriod="7200")
     by_name = hooks(stack)
     assert set(by_name) == {"instance_terminating", "instance_launching"}
+    # The launching hook waits for a boot (the script heartbeats after its slow steps), not
+    # for a job: an instance returned to the pool with a job waits on instance_terminating.
     assert by_name["instance_launching"] == {
         "LifecycleHookName": "instance_launching",
         "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
         "DefaultResult": "ABANDON",
-        # An instance a scale-in returns to the pool with a job still running waits here.
-        "HeartbeatTimeout": "900",
+        "HeartbeatTimeout": 900,
     }
     assert by_name["instance_terminating"]["DefaultResult"] == "CONTINUE"
+    assert by_name["instance_terminating"]["HeartbeatTimeout"] == "7200"
 
 
 @pytest.mark.parametrize(("parameters", "hook"), [(POOL, "instance_launching"), ({}, "")])
@@ -216,6 +218,13 @@ def test_the_root_refuses_spot_with_the_pool(root_template):
     (broken,) = rule_violations(root_template, root_parameters(OnDemandPercentage="50"))
     assert ON_DEMAND in broken
     assert rule_violations(root_template, {**TOKEN, "OnDemandPercentage": "50"}) == []
+
+
+def test_the_root_refuses_instance_storage_with_the_pool(root_template):
+    (broken,) = rule_violations(root_template, root_parameters(EnableInstanceStorage="true"))
+    for named in ("EnableWarmPool", "EnableInstanceStorage", "blank"):
+        assert named in broken
+    assert rule_violations(root_template, {**TOKEN, "EnableInstanceStorage": "true"}) == []
 
 
 @pytest.mark.parametrize(
