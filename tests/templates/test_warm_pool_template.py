@@ -108,8 +108,12 @@ def test_the_pool_follows_its_parameters(fleet):
 
 def test_by_default_the_scaler_sizes_the_pool(fleet):
     properties = pool_properties(rendered(fleet, **POOL))
-    assert "MaxGroupPreparedCapacity" not in properties  # PutWarmPool from the scaler sets it
+    # The scaler raises it from demand (PutWarmPool); the stack starts the pool at its minimum,
+    # not unset (which would prepare MaxSize instances at creation and after updates).
+    assert properties["MaxGroupPreparedCapacity"] == "0"
     assert properties["MinSize"] == "0"
+    with_minimum = pool_properties(rendered(fleet, **POOL, WarmPoolMinSize="3"))
+    assert with_minimum["MaxGroupPreparedCapacity"] == with_minimum["MinSize"] == "3"
     assert properties["PoolState"] == "Stopped"
     assert properties["InstanceReusePolicy"] == {"ReuseOnScaleIn": "true"}
 
