@@ -96,6 +96,41 @@ class Deployment:
 
 
 @dataclass(frozen=True)
+class WarmPoolParameters:
+    """The fleet's warm pool parameters (EnableWarmPool=true), by their stack names."""
+
+    min_size: int = 0
+    # -1: the scaler sizes the pool from recent demand.
+    max_prepared_capacity: int = -1
+    pool_state: str = "Stopped"
+    reuse_on_scale_in: bool = True
+    # A warm pool needs an on-demand group with one instance type.
+    instance_type: str = "t3.large"
+
+    def stack_parameters(self) -> dict[str, str]:
+        return {
+            "EnableWarmPool": "true",
+            "WarmPoolMinSize": str(self.min_size),
+            "WarmPoolMaxPreparedCapacity": str(self.max_prepared_capacity),
+            "WarmPoolState": self.pool_state,
+            "WarmPoolReuseOnScaleIn": str(self.reuse_on_scale_in).lower(),
+            "OnDemandPercentage": "100",
+            "InstanceTypes": self.instance_type,
+        }
+
+    def put_warm_pool_request(self, group_name: str) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "AutoScalingGroupName": group_name,
+            "MinSize": self.min_size,
+            "PoolState": self.pool_state,
+            "InstanceReusePolicy": {"ReuseOnScaleIn": self.reuse_on_scale_in},
+        }
+        if self.max_prepared_capacity >= 0:
+            request["MaxGroupPreparedCapacity"] = self.max_prepared_capacity
+        return request
+
+
+@dataclass(frozen=True)
 class FleetParameters:
     """The demo's choices for the templates' parameters (everything else keeps its default)."""
 
@@ -109,6 +144,8 @@ class FleetParameters:
     agent_tags: str = ""
     # A SecureString the caller created; empty: the demo puts the token at its own path.
     token_parameter: str = ""
+    # None: no warm pool (the stack's default).
+    warm_pool: WarmPoolParameters | None = None
 
 
 def deploy(
@@ -165,6 +202,12 @@ def deploy(
         _fleet_parameters(parameters, network, storage),
         log,
     )
+    if parameters.warm_pool is not None and not template_has_warm_pool():
+        gap = _put_warm_pool_without_template(
+            clients, parameters.warm_pool, fleet.outputs["AutoScalingGroupName"]
+        )
+        deployment.gaps.append(gap)
+        log(f"  {_describe(gap)}")
 
     monitoring_parameters = {
         "ParentStackName": prefix,
@@ -257,10 +300,34 @@ def _new_launch_template_version(
     )
 
 
+def template_has_warm_pool() -> bool:
+    """Whether nested/fleet.yaml declares the EnableWarmPool parameter (the warm pool mode)."""
+    return "EnableWarmPool" in load_template(NESTED / "fleet.yaml").get("Parameters", {})
+
+
+def _put_warm_pool_without_template(
+    clients: Callable[[str], Any], warm_pool: WarmPoolParameters, group_name: str
+) -> Gap:
+    """The warm pool through the API, for a fleet.yaml that has no EnableWarmPool yet."""
+    clients("autoscaling").put_warm_pool(**warm_pool.put_warm_pool_request(group_name))
+    return Gap(
+        "fleet",
+        "WarmPool",
+        "AWS::AutoScaling::WarmPool",
+        f"PutWarmPool on {group_name} by the demo: this nested/fleet.yaml has no EnableWarmPool "
+        "parameter, so the group keeps its mixed instances policy (on-demand, one type)",
+    )
+
+
 def _fleet_parameters(
     parameters: FleetParameters, network: DeployedStack, storage: DeployedStack
 ) -> dict[str, str]:
     prefix = parameters.parent_stack_name
+    warm_pool = (
+        parameters.warm_pool.stack_parameters()
+        if parameters.warm_pool is not None and template_has_warm_pool()
+        else {}
+    )
     return {
         "ParentStackName": prefix,
         # The root stack's id in a real deployment; the demo has no root stack.
@@ -282,6 +349,7 @@ def _fleet_parameters(
         "MaxSize": str(parameters.max_size),
         "BuildkiteAgentTags": parameters.agent_tags,
         "ImageId": DEMO_IMAGE_ID,
+        **warm_pool,
     }
 
 
@@ -409,9 +477,34 @@ def _fill_gap(
             f"AZRebalance suspended on {group} by the az_rebalancing_suspender function's own "
             "code, called directly (moto cannot invoke the root's function)"
         )
+    if resource_type == "AWS::AutoScaling::WarmPool":
+        request = _put_warm_pool_request(properties)
+        clients("autoscaling").put_warm_pool(**request)
+        return (
+            f"PutWarmPool on {request['AutoScalingGroupName']} with the template's properties "
+            "(moto keeps the configuration but never launches instances into a pool: the demo's "
+            "fleet plays the pool, see tools.demo.warm_pool)"
+        )
     if logical_id == "StopBuildkiteAgents":
         return "nothing: on Create the stop_buildkite_agents function only records the group"
     return "not needed by the demo: nothing created instead"
+
+
+def _put_warm_pool_request(properties: Mapping[str, Any]) -> dict[str, Any]:
+    """PutWarmPool's arguments from an AWS::AutoScaling::WarmPool's resolved properties."""
+    request: dict[str, Any] = {"AutoScalingGroupName": properties["AutoScalingGroupName"]}
+    for name in ("MinSize", "MaxGroupPreparedCapacity"):
+        if name in properties:
+            request[name] = int(properties[name])
+    if "PoolState" in properties:
+        request["PoolState"] = properties["PoolState"]
+    reuse = properties.get("InstanceReusePolicy")
+    if reuse is not None:
+        value = reuse.get("ReuseOnScaleIn", False)
+        request["InstanceReusePolicy"] = {
+            "ReuseOnScaleIn": value is True or str(value).lower() == "true"
+        }
+    return request
 
 
 def _alarm_request(properties: Mapping[str, Any]) -> dict[str, Any]:
