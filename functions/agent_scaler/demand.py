@@ -1,8 +1,9 @@
 """Recent demand: the most instances the fleet wanted in each slice of the last minutes.
 
 The scaler keeps this history in ``ScalerState.demand_peaks`` as (bucket start, peak) pairs,
-oldest first, over a horizon cut into ``BUCKETS`` equal buckets, so it fits in one group tag
-whatever the horizon. Pure functions; times are epoch seconds.
+oldest first, over a horizon cut into ``BUCKETS`` equal buckets of whole seconds, so it fits
+in one group tag (see state_tags) for any horizon up to the stack's limits. Pure functions;
+times are epoch seconds.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ BUCKETS = 20
 DemandPeaks = tuple[tuple[float, int], ...]
 
 
-def bucket_seconds(horizon: float) -> float:
-    """Length of one bucket for a history that spans ``horizon`` seconds (> 0)."""
-    return horizon / BUCKETS
+def bucket_seconds(horizon: float) -> int:
+    """Length of one bucket for a history that spans ``horizon`` seconds (> 0): whole seconds,
+    so bucket starts are whole epoch seconds."""
+    return max(1, math.ceil(horizon / BUCKETS))
 
 
 def record(peaks: DemandPeaks, now: float, wanted: int, horizon: float) -> DemandPeaks:

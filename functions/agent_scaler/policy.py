@@ -67,6 +67,7 @@ IN_SERVICE = "InService"
 PENDING_STATES = frozenset({"Pending", "Pending:Wait", "Pending:Proceed"})
 WARMED_PREFIX = "Warmed:"
 WARM_POOL_WINDOW_FACTOR = 4
+MAX_DEMAND_WINDOW = 3600
 
 
 class ConfigError(ValueError):
@@ -200,6 +201,11 @@ class ScalerConfig:
         _check_number("PollInterval", self.poll_interval, minimum=1)
         _check_number("InstanceRegistrationTimeout", self.instance_registration_timeout, minimum=1)
         _check_number("ScaleInDemandWindow", self.scale_in_demand_window, minimum=0)
+        if self.scale_in_demand_window > MAX_DEMAND_WINDOW:
+            raise ConfigError(
+                f"ScaleInDemandWindow must be at most {MAX_DEMAND_WINDOW} s "
+                f"(got {self.scale_in_demand_window!r}): its history is kept in one group tag"
+            )
         _check_bool("drains_wait_for_jobs", self.drains_wait_for_jobs)
         _check_bool("size_warm_pool", self.size_warm_pool)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from agent_scaler import demand
 from agent_scaler.config import DEFAULT_AGENT_ENDPOINT, settings_from_env
 from agent_scaler.policy import ConfigError, ScalerConfig, ScalerState
 from agent_scaler.state_tags import (
+    DEMAND_PEAKS_TAG,
     LAST_SCALE_IN_TAG,
     LAST_SCALE_OUT_TAG,
     format_time,
@@ -142,3 +144,29 @@ def test_unreadable_tags_are_read_in_the_direction_that_cannot_hurt_a_job() -> N
     assert read.state == ScalerState(last_scale_out_at=None, last_scale_in_at=NOW)
     assert len(read.problems) == 2
     assert all("fix or delete the tag" in problem for problem in read.problems)
+
+
+def test_demand_history_round_trips_through_one_short_tag() -> None:
+    horizon = 3600 * 4  # the longest: ScaleInDemandWindow 3600 with the warm pool sized
+    peaks: tuple[tuple[float, int], ...] = ()
+    for second in range(0, 20_000, 10):
+        peaks = demand.record(peaks, NOW - 20_000 + second, 1000 + second % 9000, horizon)
+    state = ScalerState(demand_peaks=peaks)
+    (update,) = tag_updates("fleet", {}, state)
+    assert update["Key"] == DEMAND_PEAKS_TAG
+    assert len(update["Value"]) <= 256
+    read = state_from_tags({DEMAND_PEAKS_TAG: update["Value"]}, NOW)
+    assert read.state == state
+    assert tag_updates("fleet", {DEMAND_PEAKS_TAG: update["Value"]}, read.state) == []
+
+
+@pytest.mark.parametrize("value", ["", "12", "1/2", "1/a:3", "1/0:-1", "1/0:3,x"])
+def test_an_unreadable_demand_history_reads_as_none(value: str) -> None:
+    read = state_from_tags({DEMAND_PEAKS_TAG: value}, NOW)
+    assert read.state.demand_peaks == ()
+    assert "fix or delete the tag" in read.problems[0]
+
+
+def test_demand_window_is_limited_by_what_one_tag_holds() -> None:
+    with pytest.raises(ConfigError, match="ScaleInDemandWindow must be at most 3600 s"):
+        ScalerConfig(scale_in_demand_window=3601)

@@ -13,13 +13,20 @@ from typing import Any
 
 import boto3
 import pytest
+from agent_scaler import demand
 from agent_scaler import evaluation as evaluation_module
 from agent_scaler.config import Settings
 from agent_scaler.evaluation import SCALE_OUT_ONLY_REASON, Scaler
 from agent_scaler.group import GroupNotFoundError, ScalingActionError
 from agent_scaler.policy import ScalerConfig
 from agent_scaler.scale_out import CLAIM_TAG_PREFIX, claims_in
-from agent_scaler.state_tags import LAST_SCALE_IN_TAG, LAST_SCALE_OUT_TAG, format_time
+from agent_scaler.state_tags import (
+    DEMAND_PEAKS_TAG,
+    LAST_SCALE_IN_TAG,
+    LAST_SCALE_OUT_TAG,
+    format_peaks,
+    format_time,
+)
 from aws_lambda_powertools import Logger
 from buildkite_api import QueueMetrics, ServerError
 from moto import mock_aws
@@ -140,7 +147,11 @@ def test_scale_out_sets_desired_capacity_remembers_it_and_reports(
     assert describe(aws)["DesiredCapacity"] == 4
     assert result.scaled_out_from == 0
     state_tags = {k: v for k, v in tags(aws).items() if not k.startswith(CLAIM_TAG_PREFIX)}
-    assert state_tags == {LAST_SCALE_OUT_TAG: format_time(NOW)}
+    # The scale-out's time, and the demand it saw (4 instances) for the idle-tail rule.
+    assert state_tags == {
+        LAST_SCALE_OUT_TAG: format_time(NOW),
+        DEMAND_PEAKS_TAG: format_peaks(demand.record((), NOW, 4, 600)),
+    }
     # The scale-out's claim stays, ended, for concurrent scale-outs to honour (see scale_out).
     (claim,) = claims_in(tags(aws))
     assert (claim.wanted, claim.started_at, claim.ended_at) == (4, NOW, NOW)
