@@ -68,6 +68,9 @@ class Sample:
     busy_agents: int
     desired_capacity: int
     instances: int
+    # The emulated warm pool's instances (0 without a pool), and how many of them are prepared.
+    warm_pool_instances: int = 0
+    warm_pool_prepared: int = 0
 
 
 @dataclass
@@ -199,6 +202,7 @@ class Replay:
     def _tick(self) -> None:
         self._fleet.step(self.now)
         counts = self._control.queue_counts(self._queue)
+        pool = self._fleet.warm_pool
         sample = Sample(
             at=self.now,
             scheduled_jobs=counts["scheduled_jobs"],
@@ -207,6 +211,8 @@ class Replay:
             busy_agents=counts["busy_agents"],
             desired_capacity=self._fleet.group.desired_capacity,
             instances=len(self._fleet.alive),
+            warm_pool_instances=len(pool.instances) if pool is not None else 0,
+            warm_pool_prepared=pool.prepared_count if pool is not None else 0,
         )
         self.result.samples.append(sample)
         decisions = self._capture.decisions
@@ -276,8 +282,14 @@ def scaler_environment(
     min_size: int,
     max_size: int,
     scale_in_idle_period: int,
+    warm_pool_max_prepared_capacity: int | None = None,
 ) -> dict[str, str]:
-    """The scaler function's environment as the root stack sets it, pointed at emulators."""
+    """The scaler function's environment as the root stack sets it, pointed at emulators.
+
+    ``warm_pool_max_prepared_capacity``: None without a warm pool; else WarmPoolMaxPreparedCapacity
+    (-1: the scaler sizes the pool). ScaleInDemandWindow is the compressed ScaleInIdlePeriod, as
+    the stack's defaults make them equal.
+    """
     return {
         **aws_environment,
         "BUILDKITE_QUEUE": queue,
@@ -295,6 +307,13 @@ def scaler_environment(
         "SCALE_OUT_COOLDOWN_PERIOD": "0",
         "SCALE_IN_COOLDOWN_PERIOD": "3600",
         "POLL_INTERVAL": str(POLL_INTERVAL_S),
+        "SCALE_IN_DEMAND_WINDOW": str(scale_in_idle_period),
+        "WARM_POOL_ENABLED": str(warm_pool_max_prepared_capacity is not None).lower(),
+        "WARM_POOL_MAX_PREPARED_CAPACITY": str(
+            -1 if warm_pool_max_prepared_capacity is None else warm_pool_max_prepared_capacity
+        ),
+        # The demo has no push trigger: the scheduled function polls within its invocation.
+        "POLL_WITHIN_INVOCATION": "true",
         "POWERTOOLS_SERVICE_NAME": "agent-scaler",
         "POWERTOOLS_METRICS_NAMESPACE": "Buildkite",
     }

@@ -166,10 +166,16 @@ class WarmPoolEmulation:
         self.counts.returned += 1
         return True
 
-    def describe_instances(self) -> list[dict[str, str]]:
+    def describe_instances(self, availability_zone: str = "us-east-1a") -> list[dict[str, Any]]:
         """The pool's instances as DescribeWarmPool's ``Instances`` would list them."""
         return [
-            {"InstanceId": instance.instance_id, "LifecycleState": instance.state}
+            {
+                "InstanceId": instance.instance_id,
+                "AvailabilityZone": availability_zone,
+                "LifecycleState": instance.state,
+                "HealthStatus": "Healthy",
+                "ProtectedFromScaleIn": False,
+            }
             for instance in self.instances
         ]
 
