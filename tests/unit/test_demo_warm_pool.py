@@ -133,9 +133,9 @@ def test_hibernated_pools_warm_into_their_state() -> None:
     emulation = pool(max_group_prepared_capacity=1, pool_state="Hibernated")
     emulation.advance(now=0.0, desired_capacity=0)
     emulation.advance(now=PREPARE_S, desired_capacity=0)
-    assert emulation.describe_instances() == [
-        {"InstanceId": "i-warm0001", "LifecycleState": "Warmed:Hibernated"}
-    ]
+    [listed] = emulation.describe_instances()
+    assert listed["InstanceId"] == "i-warm0001"
+    assert listed["LifecycleState"] == "Warmed:Hibernated"
 
 
 def test_settings_are_read_from_describe_warm_pool() -> None:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
+from unittest import mock
 
 from agent_scaler import handler as scaler_handler
 
@@ -137,6 +138,7 @@ class Replay:
         self._wall_start = time.monotonic()
         self.now = 0.0
         self._next_tick = 0.0
+        self._epoch_start = time.time()
         self._capture = _DecisionCapture(lambda: self.now)
         self.result = ReplayResult()
 
@@ -147,7 +149,8 @@ class Replay:
         self._wall_start = time.monotonic()
         self._advance_to(0.0)
         next_invocation = 0.0
-        with self._scaler_output():
+        self._epoch_start = time.time()
+        with self._scaler_output(), self._virtual_wall_clock():
             while self.now < duration_s:
                 if self.now >= next_invocation:
                     self._invoke_scaler()
@@ -252,6 +255,28 @@ class Replay:
         # Instances launched by the evaluation are seen at once, not at the next tick.
         self._fleet.step(self.now)
         self._advance_to(self.now + seconds)
+
+    def epoch_now(self) -> float:
+        """The virtual clock as epoch seconds (the replay's start is its wall-clock start)."""
+        return self._epoch_start + self.now
+
+    @contextlib.contextmanager
+    def _virtual_wall_clock(self) -> Iterator[None]:
+        """The scaler's own clock (cooldowns, the demand window's history) runs virtual time.
+
+        The handler builds its ``Scaler`` with ``time.time``; here each one it builds reads
+        ``epoch_now`` instead, so ScaleInDemandWindow and the cooldowns are virtual seconds like
+        every other time in the demo.
+        """
+        build = scaler_handler._scaler
+
+        def build_on_virtual_time(settings: Any) -> Any:
+            scaler = build(settings)
+            scaler.wall_clock = self.epoch_now
+            return scaler
+
+        with mock.patch.object(scaler_handler, "_scaler", build_on_virtual_time):
+            yield
 
     @contextlib.contextmanager
     def _scaler_output(self) -> Iterator[None]:

@@ -116,6 +116,8 @@ class WarmPoolParameters:
             "WarmPoolReuseOnScaleIn": str(self.reuse_on_scale_in).lower(),
             "OnDemandPercentage": "100",
             "InstanceTypes": self.instance_type,
+            # The template's check that InstanceTypes names exactly this one type.
+            "WarmPoolInstanceType": self.instance_type,
         }
 
     def put_warm_pool_request(self, group_name: str) -> dict[str, Any]:
@@ -323,11 +325,14 @@ def _fleet_parameters(
     parameters: FleetParameters, network: DeployedStack, storage: DeployedStack
 ) -> dict[str, str]:
     prefix = parameters.parent_stack_name
-    warm_pool = (
-        parameters.warm_pool.stack_parameters()
-        if parameters.warm_pool is not None and template_has_warm_pool()
-        else {}
-    )
+    warm_pool = {}
+    if parameters.warm_pool is not None and template_has_warm_pool():
+        declared = load_template(NESTED / "fleet.yaml").get("Parameters", {})
+        warm_pool = {
+            name: value
+            for name, value in parameters.warm_pool.stack_parameters().items()
+            if name in declared
+        }
     return {
         "ParentStackName": prefix,
         # The root stack's id in a real deployment; the demo has no root stack.
