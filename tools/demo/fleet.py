@@ -113,8 +113,14 @@ class EmulatedFleet:
                     life.registered_at = now
                     self._log(
                         now,
-                        f"{life.instance_id} booted: {self._agents_per_instance} agent(s) "
-                        "connected",
+                        f"{life.instance_id} {'resumed' if life.start == RESUMED else 'booted'}: "
+                        f"{self._agents_per_instance} agent(s) connected"
+                        + (
+                            "; its script completes the instance_launching hook (moto runs no "
+                            "lifecycle actions)"
+                            if self.warm_pool is not None
+                            else ""
+                        ),
                     )
             elif record is not None and self._idled_out(record, now):
                 self._terminate_itself(life, now)

@@ -261,8 +261,13 @@ def _new_launch_template_version(
     group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])[
         "AutoScalingGroups"
     ][0]
-    policy = group["MixedInstancesPolicy"]
-    specification = policy["LaunchTemplate"]["LaunchTemplateSpecification"]
+    # A warm pool fleet has a plain LaunchTemplate; the default one a mixed instances policy.
+    policy = group.get("MixedInstancesPolicy")
+    specification = (
+        policy["LaunchTemplate"]["LaunchTemplateSpecification"]
+        if policy is not None
+        else group["LaunchTemplate"]
+    )
     template_id = specification["LaunchTemplateId"]
     current = ec2.describe_launch_template_versions(
         LaunchTemplateId=template_id, Versions=[specification["Version"]]
@@ -281,18 +286,19 @@ def _new_launch_template_version(
         SourceVersion=str(current["VersionNumber"]),
         LaunchTemplateData={"UserData": user_data},
     )["LaunchTemplateVersion"]["VersionNumber"]
-    autoscaling.update_auto_scaling_group(
-        AutoScalingGroupName=group_name,
-        MixedInstancesPolicy={
-            "LaunchTemplate": {
-                "LaunchTemplateSpecification": {
-                    "LaunchTemplateId": template_id,
-                    "Version": str(version),
-                },
-                "Overrides": policy["LaunchTemplate"].get("Overrides", []),
-            }
-        },
-    )
+    moved = {"LaunchTemplateId": template_id, "Version": str(version)}
+    if policy is None:
+        autoscaling.update_auto_scaling_group(AutoScalingGroupName=group_name, LaunchTemplate=moved)
+    else:
+        autoscaling.update_auto_scaling_group(
+            AutoScalingGroupName=group_name,
+            MixedInstancesPolicy={
+                "LaunchTemplate": {
+                    "LaunchTemplateSpecification": moved,
+                    "Overrides": policy["LaunchTemplate"].get("Overrides", []),
+                }
+            },
+        )
     return Gap(
         "fleet",
         "AgentLaunchTemplate",
