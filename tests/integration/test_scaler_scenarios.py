@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import secrets
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,9 +27,10 @@ from typing import Any
 
 import boto3
 import pytest
-from agent_scaler import handler
+from agent_scaler import demand, handler
 from agent_scaler.group import GroupNotFoundError, ScalingActionError
 from agent_scaler.queue_metrics import TokenError
+from agent_scaler.state_tags import DEMAND_PEAKS_TAG, format_peaks, state_from_tags, tags_by_key
 from buildkite_api import AuthenticationError, ServerError
 from moto.server import ThreadedMotoServer
 
@@ -213,6 +215,13 @@ def log_lines(stream: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
 
 
+def group_tags(fleet: Fleet) -> dict[str, str]:
+    (group,) = fleet.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])[
+        "AutoScalingGroups"
+    ]
+    return tags_by_key(group.get("Tags", []))
+
+
 def evaluations(stream: io.StringIO) -> list[dict[str, Any]]:
     return [line for line in log_lines(stream) if "decision" in line]
 
@@ -329,7 +338,8 @@ def test_busy_instances_are_never_drained(fleet: Fleet, scaler_log: io.StringIO)
     evaluate_once(fleet, **scale_in)
 
     assert fleet.instance_ids() == instance_ids
-    assert "cannot prove which instances are idle" in evaluations(scaler_log)[0]["reasons"][-1]
+    reasons = " ".join(evaluations(scaler_log)[0]["reasons"])
+    assert "cannot prove which instances are idle" in reasons
 
     control.advance(600)  # the job finishes; every agent is idle now
     evaluate_once(fleet, **scale_in)
@@ -339,6 +349,41 @@ def test_busy_instances_are_never_drained(fleet: Fleet, scaler_log: io.StringIO)
     assert fleet.desired() == 1
     assert fleet.instance_ids() == sorted(set(instance_ids) - set(drained))
     assert busy_instance in instance_ids
+
+
+def test_the_idle_tail_above_the_demand_window_is_drained_through_the_hook(
+    fleet: Fleet, scaler_log: io.StringIO
+) -> None:
+    control = fleet.emulator.control
+    instance_ids = fleet.set_desired(4)
+    for instance_id in instance_ids:
+        control.register_instance(instance_id, QUEUE)
+    control.enqueue_jobs(QUEUE, count=1, duration_s=600)
+    # The scheduled scaler has seen demand of at most 1 instance over the whole window.
+    now = time.time()
+    length = demand.bucket_seconds(600)
+    peaks = tuple(((now // length - n) * length, 1) for n in range(22, -1, -1))
+    fleet.autoscaling.create_or_update_tags(
+        Tags=[
+            {
+                "ResourceId": GROUP,
+                "ResourceType": "auto-scaling-group",
+                "Key": DEMAND_PEAKS_TAG,
+                "Value": format_peaks(peaks),
+                "PropagateAtLaunch": False,
+            }
+        ]
+    )
+
+    evaluate_once(fleet)  # DisableScaleIn stays true: this rule does not depend on it
+
+    (evaluation,) = evaluations(scaler_log)
+    drained = evaluation["decision"]["drain_instance_ids"]
+    assert len(drained) == 3  # keeps 1; 3 of the 4 instances carry no busy agent
+    assert fleet.desired() == 1
+    assert "through the terminating lifecycle hook" in " ".join(evaluation["reasons"])
+    stored = state_from_tags(group_tags(fleet), time.time()).state.demand_peaks
+    assert demand.peak(stored, time.time(), 600, 600) == 1
 
 
 def test_disable_scale_in_leaves_idle_instances_alone(

@@ -117,6 +117,7 @@ def test_every_parameter_is_in_an_interface_group(root_template):
         "Network",
         "Instances",
         "Auto-scaling",
+        "Warm pool",
         "Scheduled scaling",
         "Storage & secrets",
         "Monitoring",
