@@ -355,7 +355,7 @@ def warm_pool_run(demo_run: DemoRun, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def test_the_warm_pool_run_resumes_prepared_instances_instead_of_booting_cold(
-    warm_pool_run: DemoRun,
+    demo_run: DemoRun, warm_pool_run: DemoRun
 ) -> None:
     assert warm_pool_run.returncode == 0, warm_pool_run.stderr
     record = warm_pool_run.record
@@ -373,8 +373,15 @@ def test_the_warm_pool_run_resumes_prepared_instances_instead_of_booting_cold(
     assert first["desired_capacity"] == 0
     # The pool is named as played by the demo, not by moto.
     assert "played by the demo (moto keeps only the configuration)" in warm_pool_run.stdout
-    [gap] = [g for g in record["gaps"] if g["resource_type"] == "AWS::AutoScaling::WarmPool"]
-    assert gap["equivalent"].startswith("PutWarmPool on ")
+    # The template's own pool and launching hook (EnableWarmPool=true), filled in through the API.
+    gaps = {(gap["stack"], gap["logical_id"]): gap for gap in record["gaps"]}
+    pool_gap = gaps[("fleet", "AgentWarmPool")]
+    assert pool_gap["resource_type"] == "AWS::AutoScaling::WarmPool"
+    assert pool_gap["equivalent"].startswith(f"PutWarmPool on {record['group_name']} with the ")
+    hook = "AgentAutoScaleGroup.LifecycleHookSpecificationList[instance_launching]"
+    assert "autoscaling:EC2_INSTANCE_LAUNCHING" in gaps[("fleet", hook)]["equivalent"]
+    # The default run has neither.
+    assert not any(g["logical_id"] == "AgentWarmPool" for g in demo_run.record["gaps"])
 
 
 def test_the_warm_pool_run_returns_instances_to_the_pool_and_refills_it(

@@ -120,17 +120,6 @@ class WarmPoolParameters:
             "WarmPoolInstanceType": self.instance_type,
         }
 
-    def put_warm_pool_request(self, group_name: str) -> dict[str, Any]:
-        request: dict[str, Any] = {
-            "AutoScalingGroupName": group_name,
-            "MinSize": self.min_size,
-            "PoolState": self.pool_state,
-            "InstanceReusePolicy": {"ReuseOnScaleIn": self.reuse_on_scale_in},
-        }
-        if self.max_prepared_capacity >= 0:
-            request["MaxGroupPreparedCapacity"] = self.max_prepared_capacity
-        return request
-
 
 @dataclass(frozen=True)
 class FleetParameters:
@@ -204,12 +193,6 @@ def deploy(
         _fleet_parameters(parameters, network, storage),
         log,
     )
-    if parameters.warm_pool is not None and not template_has_warm_pool():
-        gap = _put_warm_pool_without_template(
-            clients, parameters.warm_pool, fleet.outputs["AutoScalingGroupName"]
-        )
-        deployment.gaps.append(gap)
-        log(f"  {_describe(gap)}")
 
     monitoring_parameters = {
         "ParentStackName": prefix,
@@ -308,37 +291,11 @@ def _new_launch_template_version(
     )
 
 
-def template_has_warm_pool() -> bool:
-    """Whether nested/fleet.yaml declares the EnableWarmPool parameter (the warm pool mode)."""
-    return "EnableWarmPool" in load_template(NESTED / "fleet.yaml").get("Parameters", {})
-
-
-def _put_warm_pool_without_template(
-    clients: Callable[[str], Any], warm_pool: WarmPoolParameters, group_name: str
-) -> Gap:
-    """The warm pool through the API, for a fleet.yaml that has no EnableWarmPool yet."""
-    clients("autoscaling").put_warm_pool(**warm_pool.put_warm_pool_request(group_name))
-    return Gap(
-        "fleet",
-        "WarmPool",
-        "AWS::AutoScaling::WarmPool",
-        f"PutWarmPool on {group_name} by the demo: this nested/fleet.yaml has no EnableWarmPool "
-        "parameter, so the group keeps its mixed instances policy (on-demand, one type)",
-    )
-
-
 def _fleet_parameters(
     parameters: FleetParameters, network: DeployedStack, storage: DeployedStack
 ) -> dict[str, str]:
     prefix = parameters.parent_stack_name
-    warm_pool = {}
-    if parameters.warm_pool is not None and template_has_warm_pool():
-        declared = load_template(NESTED / "fleet.yaml").get("Parameters", {})
-        warm_pool = {
-            name: value
-            for name, value in parameters.warm_pool.stack_parameters().items()
-            if name in declared
-        }
+    warm_pool = parameters.warm_pool.stack_parameters() if parameters.warm_pool is not None else {}
     return {
         "ParentStackName": prefix,
         # The root stack's id in a real deployment; the demo has no root stack.
