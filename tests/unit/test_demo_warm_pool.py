@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import pytest
 
+from tools.demo.fleet import COLD, IDLE_OUT, RESUMED, RETURNED_TO_POOL, EmulatedFleet
 from tools.demo.warm_pool import (
     WARMED_PENDING,
     PoolSettings,
@@ -151,3 +153,146 @@ def test_settings_are_read_from_describe_warm_pool() -> None:
     unset = PoolSettings.from_describe({"MaxGroupPreparedCapacity": -1, "PoolState": "Stopped"})
     assert unset.max_group_prepared_capacity is None
     assert unset.reuse_on_scale_in is False
+
+
+# --- the emulated fleet with a pool: moto's instances played as resumed, returned on scale-in ---
+
+
+class FakeAutoScaling:
+    """The Auto Scaling calls the fleet makes, against an in-memory group (moto's behaviour:
+    instances are InService at once, a termination removes them at once)."""
+
+    def __init__(self, pool_configuration: dict[str, object]) -> None:
+        self.desired = 0
+        self.instances: list[str] = []
+        self.pool_configuration = pool_configuration
+        self._launched = itertools.count(1)
+
+    def set_desired(self, desired: int) -> None:
+        while len(self.instances) < desired:
+            self.instances.append(f"i-moto{next(self._launched):04d}")
+        self.desired = desired
+
+    def describe_auto_scaling_groups(self, **_: object) -> dict[str, object]:
+        return {
+            "AutoScalingGroups": [
+                {
+                    "DesiredCapacity": self.desired,
+                    "Instances": [
+                        {"InstanceId": iid, "LifecycleState": "InService"} for iid in self.instances
+                    ],
+                }
+            ]
+        }
+
+    def describe_warm_pool(self, **_: object) -> dict[str, object]:
+        return {"WarmPoolConfiguration": self.pool_configuration, "Instances": []}
+
+    def terminate_instance_in_auto_scaling_group(
+        self, InstanceId: str, ShouldDecrementDesiredCapacity: bool
+    ) -> None:
+        self.instances.remove(InstanceId)
+        self.desired -= int(ShouldDecrementDesiredCapacity)
+
+
+@dataclass
+class FakeRecord:
+    instance_id: str
+    state: str = "running"
+    idle_since: float | None = None
+
+
+class FakeControl:
+    def __init__(self) -> None:
+        self.records: dict[str, FakeRecord] = {}
+
+    def instances(self, queue: str) -> list[FakeRecord]:
+        return list(self.records.values())
+
+    def register_instance(self, instance_id: str, queue: str, agents: int) -> None:
+        self.records[instance_id] = FakeRecord(instance_id)
+
+    def stop_instance(self, instance_id: str) -> None:
+        self.records[instance_id].state = "gone"
+
+    def instance(self, instance_id: str) -> FakeRecord:
+        return self.records[instance_id]
+
+
+BOOT_S = 40.0
+IDLE_S = 90.0
+
+
+def fleet_with_pool(
+    prepared: int, reuse: bool
+) -> tuple[EmulatedFleet, FakeAutoScaling, FakeControl, list[str]]:
+    configuration = {
+        "MaxGroupPreparedCapacity": prepared,
+        "MinSize": 0,
+        "PoolState": "Stopped",
+        "InstanceReusePolicy": {"ReuseOnScaleIn": reuse},
+    }
+    autoscaling = FakeAutoScaling(configuration)
+    control = FakeControl()
+    emulation = pool()
+    emulation.settings = PoolSettings.from_describe(configuration)
+    emulation.prewarm(desired_capacity=0)
+    events: list[str] = []
+    fleet = EmulatedFleet(
+        autoscaling=autoscaling,
+        control=control,  # type: ignore[arg-type]
+        group_name="group",
+        queue="default",
+        agents_per_instance=1,
+        boot_delay_s=BOOT_S,
+        idle_period_s=IDLE_S,
+        log=lambda at, line: events.append(f"{at:g} {line}"),
+        warm_pool=emulation,
+    )
+    return fleet, autoscaling, control, events
+
+
+def test_the_fleet_resumes_from_the_pool_then_boots_cold_once_it_is_empty() -> None:
+    fleet, autoscaling, control, _ = fleet_with_pool(prepared=2, reuse=True)
+    autoscaling.set_desired(3)
+    fleet.step(0.0)
+    starts = sorted(life.start for life in fleet.lives.values())
+    assert starts == [COLD, RESUMED, RESUMED]
+    fleet.step(RESUME_S)
+    registered = {iid for iid, life in fleet.lives.items() if life.registered_at is not None}
+    assert registered == {iid for iid, life in fleet.lives.items() if life.start == RESUMED}
+    fleet.step(BOOT_S)
+    assert set(control.records) == set(fleet.lives)
+    assert fleet.warm_pool is not None
+    assert fleet.warm_pool.instances == []
+
+
+def test_an_idle_instance_goes_back_to_the_pool_with_reuse_on_scale_in() -> None:
+    fleet, autoscaling, control, events = fleet_with_pool(prepared=2, reuse=True)
+    autoscaling.set_desired(1)
+    fleet.step(0.0)
+    fleet.step(RESUME_S)
+    [instance_id] = control.records
+    control.records[instance_id].idle_since = RESUME_S
+    fleet.step(RESUME_S + IDLE_S)
+    life = fleet.lives[instance_id]
+    assert life.how_left == RETURNED_TO_POOL
+    assert autoscaling.desired == 0
+    assert fleet.warm_pool is not None
+    assert instance_id in {i.instance_id for i in fleet.warm_pool.instances}
+    assert any("returned to the warm pool" in line for line in events)
+
+
+def test_without_reuse_an_idle_instance_terminates_and_the_pool_refills_fresh() -> None:
+    fleet, autoscaling, control, _ = fleet_with_pool(prepared=1, reuse=False)
+    autoscaling.set_desired(1)
+    fleet.step(0.0)
+    fleet.step(RESUME_S)
+    [instance_id] = control.records
+    control.records[instance_id].idle_since = RESUME_S
+    fleet.step(RESUME_S + IDLE_S)
+    assert fleet.lives[instance_id].how_left == IDLE_OUT
+    assert fleet.warm_pool is not None
+    [refilled] = fleet.warm_pool.instances
+    assert refilled.instance_id != instance_id
+    assert refilled.state == WARMED_PENDING
