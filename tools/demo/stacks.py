@@ -15,9 +15,12 @@ done to the body first, and reported:
 Afterwards every resource the rendered template declares is looked up in moto's
 ListStackResources; each one moto did not create (and the group's lifecycle hook, which moto
 ignores inside an AutoScalingGroup) becomes a ``Gap`` that names the nearest equivalent the demo
-created through the API instead. The agent token is stored as a SecureString through the SSM
-API, as the storage stack's token function does, and handed to the storage stack as an existing
-parameter (``BuildkiteAgentTokenParameterStorePath``).
+created through the API instead. With ``FleetParameters.warm_pool`` the fleet stack gets
+EnableWarmPool=true, OnDemandPercentage=100 and one instance type; moto's CloudFormation skips
+``AWS::AutoScaling::WarmPool``, so its properties go to PutWarmPool (moto stores the
+configuration; ``tools.demo.warm_pool`` plays the instances). The agent token is stored as a
+SecureString through the SSM API, as the storage stack's token function does, and handed to the
+storage stack as an existing parameter (``BuildkiteAgentTokenParameterStorePath``).
 """
 
 from __future__ import annotations
