@@ -270,7 +270,11 @@ def plot_timeline(result: ReplayResult, agents_per_instance: int, path: Path, ti
     samples = result.samples
     minutes = [s.at / 60.0 for s in samples]
     figure, (jobs_axis, fleet_axis) = plt.subplots(
-        2, 1, figsize=(10, 6), sharex=True, height_ratios=(1, 2)
+        2,
+        1,
+        figsize=(12 if any(s.warm_pool_instances for s in samples) else 10, 6),
+        sharex=True,
+        height_ratios=(1, 2),
     )
     jobs_axis.step(minutes, [s.scheduled_jobs for s in samples], where="post", label="scheduled")
     jobs_axis.step(minutes, [s.running_jobs for s in samples], where="post", label="running")
@@ -318,7 +322,11 @@ def plot_timeline(result: ReplayResult, agents_per_instance: int, path: Path, ti
             fleet_axis.axvline(decision.at / 60.0, color="tab:red", alpha=0.3, linewidth=0.8)
     fleet_axis.set_xlabel("minutes (virtual time); red lines: scale-out decisions")
     fleet_axis.set_ylabel("agents")
-    fleet_axis.legend(loc="upper right", fontsize="small")
+    if any(s.warm_pool_instances for s in samples):
+        # The pool fills up at the end, where the legend would hide it: the legend goes outside.
+        fleet_axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    else:
+        fleet_axis.legend(loc="upper right", fontsize="small")
     fleet_axis.grid(alpha=0.3)
     fleet_axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     figure.suptitle(title)
