@@ -273,10 +273,14 @@ def test_help_documents_the_options() -> None:
         "--agents-per-instance",
         "--max-size",
         "--keep-running",
+        "--warm-pool",
+        "--resume-delay",
+        "--compare-with",
     ):
         assert option in result.stdout
     assert "AgentsPerInstance" in result.stdout
     assert "MaxSize" in result.stdout
+    assert "EnableWarmPool" in result.stdout
 
 
 class _Interrupted(Exception):
@@ -432,3 +436,16 @@ def test_moto_lists_the_emulated_pool_in_describe_warm_pool() -> None:
         assert answer["WarmPoolConfiguration"]["MinSize"] == 1
         # Restored on the way out.
         assert autoscaling.describe_warm_pool(AutoScalingGroupName="group")["Instances"] == []
+
+
+def test_warm_pool_options_need_the_warm_pool() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.demo", "--warm-pool-min-size", "2"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--warm-pool-min-size: only with --warm-pool" in result.stderr

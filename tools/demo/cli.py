@@ -182,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     warm.add_argument(
         "--resume-delay",
         type=float,
+        default=argparse.SUPPRESS,
         metavar="SECONDS",
         help="time from a warm instance leaving the pool to its agents connecting (default: "
         f"--boot-delay x {RESUME_MEDIAN_S:g}/{COLD_BOOT_MEDIAN_S:g}, the simulator's published "
@@ -249,8 +250,18 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error("--stack-name must start with a letter and hold only letters, digits and -")
     if not args.queue or "'" in args.queue:
         parser.error("--queue must be non-empty and hold no single quote")
-    if args.resume_delay is not None and args.resume_delay < 0:
+    if getattr(args, "resume_delay", 0.0) < 0:
         parser.error("--resume-delay must be 0 or more")
+    pool_options = {
+        "--resume-delay": hasattr(args, "resume_delay"),
+        "--warm-pool-min-size": args.warm_pool_min_size != 0,
+        "--warm-pool-max-prepared-capacity": args.warm_pool_max_prepared_capacity != -1,
+        "--warm-pool-state": args.warm_pool_state != "Stopped",
+        "--warm-pool-reuse-on-scale-in": args.warm_pool_reuse_on_scale_in != "true",
+    }
+    given = [option for option, set_ in pool_options.items() if set_]
+    if given and not args.warm_pool:
+        parser.error(f"{', '.join(given)}: only with --warm-pool")
     if args.warm_pool_min_size < 0 or args.warm_pool_max_prepared_capacity < -1:
         parser.error(
             "--warm-pool-min-size must be 0 or more, --warm-pool-max-prepared-capacity -1 or more"
@@ -261,7 +272,7 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 def resume_delay(args: argparse.Namespace) -> float:
     """--resume-delay, or the compressed boot delay scaled by the published medians' ratio."""
-    if args.resume_delay is not None:
+    if hasattr(args, "resume_delay"):
         return float(args.resume_delay)
     return round(args.boot_delay * RESUME_MEDIAN_S / COLD_BOOT_MEDIAN_S, 1)
 
