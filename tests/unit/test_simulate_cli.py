@@ -24,7 +24,12 @@ RESULT_KEYS = {
     "scale_in_actions",
     "evaluations",
     "lambda_gb_seconds",
+    "lambda_requests",
+    "volume_seconds",
+    "cost_usd",
+    "warm_pool",
 }
+COST_KEYS = {"total", "compute", "ebs", "lambda"}
 WAIT_KEYS = {"mean", "p50", "p95", "p99", "max"}
 
 
@@ -72,6 +77,13 @@ def test_a_run_writes_result_json_with_the_documented_keys_and_types(
         assert type(result[key]) is int
     assert result["oracle_instance_seconds"] == pytest.approx((300 + 30.5 + 60) / 2)
     assert result["wait_s"]["max"] >= result["wait_s"]["p99"] >= result["wait_s"]["p50"] >= 0
+    cost = result["cost_usd"]
+    assert set(cost) == COST_KEYS
+    assert all(isinstance(value, float) and value > 0 for value in cost.values())
+    assert cost["total"] == pytest.approx(cost["compute"] + cost["ebs"] + cost["lambda"], abs=1e-5)
+    # Without a warm pool every volume exists exactly while its instance runs.
+    assert result["volume_seconds"] == pytest.approx(result["instance_seconds"])
+    assert cost["compute"] == pytest.approx(result["instance_seconds"] / 3600 * 0.0832, rel=1e-4)
 
 
 def test_push_and_the_timeline_plot(tiny_trace: Path, tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ tests) or the project's real ``agent_scaler.policy.decide``. Run it as a command
 
     python -m tools.simulate --trace TRACE.csv --policy project --out RESULT.json
 
-or in process with ``tools.simulate.runner.simulate``. ``python -m tools.simulate.bench``
-writes ``docs/benchmarks.md``; ``python -m tools.simulate.traces`` writes the standard traces.
+or in process with ``tools.simulate.runner.simulate``. Runs are priced in dollars (compute,
+EBS, Lambda) with the published prices kept in ``tools.simulate.prices``.
+``python -m tools.simulate.bench`` writes ``docs/benchmarks.md``;
+``python -m tools.simulate.traces`` writes the standard traces.
 """

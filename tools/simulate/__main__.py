@@ -5,6 +5,16 @@
         --out RESULT.json [--plot TIMELINE.png]
     python -m tools.simulate --check-reference-cases FILE
 
+RESULT.json keeps its keys (policy, trigger, jobs, wait_s, instance_seconds,
+oracle_instance_seconds, interrupted_jobs, scale_out_actions, scale_in_actions, evaluations,
+lambda_gb_seconds) and adds ``cost_usd`` ({total, compute, ebs, lambda}: dollars for the whole
+trace at the prices of ``tools.simulate.prices``), ``lambda_requests``, ``volume_seconds`` and
+``warm_pool`` (enabled, warm_launches, resumes, returned_to_pool). CONFIG.json takes the stack's
+parameter names, including EnableWarmPool, WarmPoolMinSize, WarmPoolMaxPreparedCapacity,
+WarmPoolState, WarmPoolReuseOnScaleIn, InstanceTypes, OnDemandPercentage and
+ScaleInDemandWindow; a warm pool with OnDemandPercentage < 100 or several InstanceTypes is
+refused (exit 2), as the template refuses it.
+
 Exit status: 0 on success (and when every reference case reproduces); 1 when some reference
 case does not reproduce; 2 on bad input (arguments, trace, configuration, cases file), with
 the cause on stderr.

@@ -1,17 +1,20 @@
 """``make bench``: the standard traces through both scalers, written up in docs/benchmarks.md.
 
 1. Generate the four standard traces for each seed (``build/bench/traces/*.csv``).
-2. Run the reference (poll), the project (poll) and the project (push) on each, MaxSize 100
-   and stack defaults otherwise, one run per seed; RESULT.json files go to
-   ``build/bench/results/``, timeline plots of seed 1 to ``docs/benchmarks/``.
-3. Sweep the project's parameters (poll) for the trade-off curve, and run the what-if of a
-   faster boot.
-4. Write ``docs/benchmarks.md`` (tables, target verdicts, plots, analysis).
+2. Run the reference (poll), the project (poll), the project (push) and the project with a
+   warm pool (EnableWarmPool, on-demand, one instance type) on each, MaxSize 100 and stack
+   defaults otherwise, one run per seed; RESULT.json files go to ``build/bench/results/``,
+   timeline plots of seed 1 to ``docs/benchmarks/``.
+3. Sweep the project's parameters (poll): the idle-tail knobs, ScaleInDemandWindow, warm pool
+   sizes (demand-sized, fixed), for the cost-against-wait frontier.
+4. Write ``docs/benchmarks.md`` (tables with dollars, target verdicts, plots, analysis).
 
 Runs go to a process pool (``--workers``, default: the CPU count). Seeded: a rerun writes the
-same report.
+same report. A reduced run for development (``--seeds 1 --shapes office-hours --no-sweep``)
+writes its report elsewhere (``--docs``), never over docs/benchmarks.md unless asked.
 
     python -m tools.simulate.bench [--workers N] [--docs DIR] [--work DIR]
+        [--seeds 1,2] [--shapes office-hours,...] [--no-sweep]
 """
 
 from __future__ import annotations
@@ -36,25 +39,35 @@ BASE_OVERRIDES: dict[str, object] = {"MaxSize": 100}
 MAIN_SEEDS = (1, 2, 3, 4, 5)
 SWEEP_SEEDS = (1, 2, 3)
 PLOT_SEED = 1
-MAIN_RUNS = (("reference", "poll"), ("project", "poll"), ("project", "push"))
+WARM_POOL: dict[str, object] = {
+    "EnableWarmPool": True,
+    "OnDemandPercentage": 100,
+    "InstanceTypes": "t3.large",
+}
+# label -> (policy, trigger, overrides)
+MAIN_RUNS: tuple[tuple[str, str, str, dict[str, object]], ...] = (
+    ("reference (poll)", "reference", "poll", {}),
+    ("project (poll)", "project", "poll", {}),
+    ("project (push)", "project", "push", {}),
+    ("project (warm pool)", "project", "poll", WARM_POOL),
+)
 SWEEP: tuple[tuple[str, dict[str, object]], ...] = (
     ("defaults", {}),
+    ("ScaleInDemandWindow 0 (rule 7 off)", {"ScaleInDemandWindow": 0}),
+    ("ScaleInDemandWindow 300", {"ScaleInDemandWindow": 300}),
+    ("ScaleInDemandWindow 1200", {"ScaleInDemandWindow": 1200}),
     ("ScaleInIdlePeriod 300", {"ScaleInIdlePeriod": 300}),
-    ("ScaleInIdlePeriod 450", {"ScaleInIdlePeriod": 450}),
     ("ScaleInIdlePeriod 900", {"ScaleInIdlePeriod": 900}),
     ("InstanceBuffer 1", {"InstanceBuffer": 1}),
-    ("InstanceBuffer 2", {"InstanceBuffer": 2}),
     ("DisableScaleIn false", {"DisableScaleIn": False}),
     ("ScaleOutCooldownPeriod 60", {"ScaleOutCooldownPeriod": 60}),
-    (
-        "idle 450 + buffer 1 + scale-in",
-        {"ScaleInIdlePeriod": 450, "InstanceBuffer": 1, "DisableScaleIn": False},
-    ),
-)
-FAST_BOOT: dict[str, object] = {"BootDelayMedian": 30, "BootDelayP05": 20, "BootDelayP95": 60}
-WHATIF: tuple[tuple[str, dict[str, object]], ...] = (
-    ("faster boot", FAST_BOOT),
-    ("faster boot + ScaleInIdlePeriod 450", {**FAST_BOOT, "ScaleInIdlePeriod": 450}),
+    ("warm pool, demand-sized", WARM_POOL),
+    ("warm pool, demand-sized, window 300", {**WARM_POOL, "ScaleInDemandWindow": 300}),
+    ("warm pool, Hibernated", {**WARM_POOL, "WarmPoolState": "Hibernated"}),
+    ("warm pool, no reuse", {**WARM_POOL, "WarmPoolReuseOnScaleIn": False}),
+    ("warm pool, fixed 2", {**WARM_POOL, "WarmPoolMinSize": 2, "WarmPoolMaxPreparedCapacity": 0}),
+    ("warm pool, fixed 5", {**WARM_POOL, "WarmPoolMinSize": 5, "WarmPoolMaxPreparedCapacity": 0}),
+    ("warm pool, prepared 20", {**WARM_POOL, "WarmPoolMaxPreparedCapacity": 20}),
 )
 
 
@@ -90,6 +103,16 @@ class RunOutcome:
     evaluations: int
     lambda_gb_seconds: float
     unfinished_jobs: int
+    cost_compute: float = 0.0
+    cost_ebs: float = 0.0
+    cost_lambda: float = 0.0
+    launches: int = 0
+    resumes: int = 0
+    warm_launches: int = 0
+    returned_to_pool: int = 0
+    drained_instances: int = 0
+    scheduled_invocations: int = 0
+    push_invocations: int = 0
 
 
 def execute(spec: RunSpec) -> RunOutcome:
@@ -117,29 +140,50 @@ def execute(spec: RunSpec) -> RunOutcome:
         evaluations=result.scaler.evaluations,
         lambda_gb_seconds=result.invocations.gb_seconds,
         unfinished_jobs=result.unfinished_jobs,
+        cost_compute=result.cost.compute,
+        cost_ebs=result.cost.ebs,
+        cost_lambda=result.cost.lambda_,
+        launches=result.launches,
+        resumes=result.resumes,
+        warm_launches=result.warm_launches,
+        returned_to_pool=result.returned_to_pool,
+        drained_instances=result.scaler.drained_instances,
+        scheduled_invocations=result.invocations.scheduled_invocations,
+        push_invocations=result.invocations.push_invocations,
     )
 
 
-def plan(work: Path, figures: Path) -> list[RunSpec]:
+def plot_name(label: str) -> str:
+    """The timeline plot's file stem of a main run ("project (warm pool)" -> project-warm-pool)."""
+    return "".join(c if c.isalnum() else "-" for c in label).replace("--", "-").strip("-")
+
+
+def plan(
+    work: Path,
+    figures: Path,
+    *,
+    shapes: Sequence[str] = tuple(SHAPES),
+    main_seeds: Sequence[int] = MAIN_SEEDS,
+    sweep_seeds: Sequence[int] = SWEEP_SEEDS,
+    sweep: bool = True,
+) -> list[RunSpec]:
     """Every run of the benchmark (traces must exist under ``work/traces``)."""
     specs = []
-    for shape in SHAPES:
-        for policy, trigger in MAIN_RUNS:
-            label = f"{policy} ({trigger})"
-            for seed in MAIN_SEEDS:
+    for shape in shapes:
+        for label, policy, trigger, overrides in MAIN_RUNS:
+            for seed in main_seeds:
                 plot = None
                 if seed == PLOT_SEED:
-                    plot = str(figures / f"{shape}-{policy}-{trigger}.png")
-                specs.append(_spec(work, "main", shape, policy, trigger, label, {}, seed, plot))
+                    plot = str(figures / f"{shape}-{plot_name(label)}.png")
+                specs.append(
+                    _spec(work, "main", shape, policy, trigger, label, overrides, seed, plot)
+                )
+        if not sweep:
+            continue
         for label, overrides in SWEEP:
-            for seed in SWEEP_SEEDS:
+            for seed in sweep_seeds:
                 specs.append(
                     _spec(work, "sweep", shape, "project", "poll", label, overrides, seed, None)
-                )
-        for label, overrides in WHATIF:
-            for seed in MAIN_SEEDS:
-                specs.append(
-                    _spec(work, "whatif", shape, "project", "poll", label, overrides, seed, None)
                 )
     return specs
 
@@ -201,7 +245,29 @@ def aggregate(outcomes: Sequence[RunOutcome]) -> Aggregate:
         evaluations=average([o.evaluations for o in outcomes]),
         lambda_gb_seconds=average([o.lambda_gb_seconds for o in outcomes]),
         unfinished_jobs=sum(o.unfinished_jobs for o in outcomes),
+        cost_compute=average([o.cost_compute for o in outcomes]),
+        cost_ebs=average([o.cost_ebs for o in outcomes]),
+        cost_lambda=average([o.cost_lambda for o in outcomes]),
+        launches=average([o.launches for o in outcomes]),
+        resumes=average([o.resumes for o in outcomes]),
+        warm_launches=average([o.warm_launches for o in outcomes]),
+        returned_to_pool=average([o.returned_to_pool for o in outcomes]),
+        drained_instances=average([o.drained_instances for o in outcomes]),
+        scheduled_invocations=average([o.scheduled_invocations for o in outcomes]),
+        push_invocations=average([o.push_invocations for o in outcomes]),
     )
+
+
+def _numbers(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(",") if part.strip())
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [name for name in names if name not in SHAPES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown trace shape(s): {', '.join(unknown)}")
+    return names
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -212,17 +278,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 8))
     parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs")
     parser.add_argument("--work", type=Path, default=REPO_ROOT / "build" / "bench")
+    parser.add_argument("--seeds", type=_numbers, help="main seeds (default 1-5)")
+    parser.add_argument("--sweep-seeds", type=_numbers, help="sweep seeds (default 1-3)")
+    parser.add_argument("--shapes", type=_names, help="traces (default: all four)")
+    parser.add_argument("--no-sweep", action="store_true", help="skip the parameter sweep")
     args = parser.parse_args(argv)
     started = time.monotonic()
+    shapes = args.shapes or tuple(SHAPES)
+    main_seeds = args.seeds or MAIN_SEEDS
+    sweep_seeds = args.sweep_seeds or tuple(s for s in SWEEP_SEEDS if s in main_seeds) or main_seeds
     figures = args.docs / "benchmarks"
     figures.mkdir(parents=True, exist_ok=True)
     (args.work / "results").mkdir(parents=True, exist_ok=True)
-    seeds = sorted(set(MAIN_SEEDS) | set(SWEEP_SEEDS))
-    for shape in SHAPES:
+    seeds = sorted(set(main_seeds) | set(sweep_seeds))
+    for shape in shapes:
         for seed in seeds:
             write_trace(_trace_path(args.work, shape, seed), generate(shape, seed))
 
-    specs = plan(args.work, figures)
+    specs = plan(
+        args.work,
+        figures,
+        shapes=shapes,
+        main_seeds=main_seeds,
+        sweep_seeds=sweep_seeds,
+        sweep=not args.no_sweep,
+    )
     outcomes: list[RunOutcome] = []
     with ProcessPoolExecutor(max_workers=max(args.workers, 1)) as pool:
         for done, outcome in enumerate(pool.map(execute, specs, chunksize=2), start=1):
@@ -235,20 +315,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         key = (outcome.spec.group, outcome.spec.shape, outcome.spec.label)
         grouped.setdefault(key, []).append(outcome)
     aggregates = {key: aggregate(runs) for key, runs in grouped.items()}
-    for shape in SHAPES:  # the reference over the sweep's seeds, for like-for-like ratios
+    for shape in shapes:  # the reference over the sweep's seeds, for like-for-like ratios
         runs = grouped[("main", shape, "reference (poll)")]
-        aggregates[("sweep-reference", shape, "reference (poll)")] = aggregate(
-            [run for run in runs if run.spec.seed in SWEEP_SEEDS]
-        )
+        same_seeds = [run for run in runs if run.spec.seed in sweep_seeds] or runs
+        aggregates[("sweep-reference", shape, "reference (poll)")] = aggregate(same_seeds)
     data = BenchData(
         aggregates=aggregates,
-        main_seeds=MAIN_SEEDS,
-        sweep_seeds=SWEEP_SEEDS,
-        sweep_labels=tuple(label for label, _ in SWEEP),
+        main_seeds=tuple(main_seeds),
+        sweep_seeds=tuple(sweep_seeds),
+        sweep_labels=() if args.no_sweep else tuple(label for label, _ in SWEEP),
         sweep_overrides={label: overrides for label, overrides in SWEEP},
-        whatif_labels=tuple(label for label, _ in WHATIF),
-        fast_boot=FAST_BOOT,
         base_overrides=BASE_OVERRIDES,
+        shapes=tuple(shapes),
+        main_labels=tuple(label for label, *_ in MAIN_RUNS),
+        plot_names={label: plot_name(label) for label, *_ in MAIN_RUNS},
     )
     write_report(data, args.docs / "benchmarks.md", figures)
     elapsed = time.monotonic() - started

@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tools.simulate import lambda_cost
+from tools.simulate import lambda_cost, prices
 
 POLICIES = ("project", "reference")
 TRIGGERS = ("poll", "push")
 
 # The push function's SQS batching window when the template does not say.
 DEFAULT_PUSH_BATCH_WINDOW_S = 1.0
+WARM_POOL_STATES = ("Stopped", "Hibernated")
+# The published hibernate-resume saving over a stopped start (see ``ResumeDelay``).
+HIBERNATED_RESUME_SAVING_S = 0.5
 # z of the 95th percentile of the standard normal distribution.
 Z95 = 1.6448536269514722
 
@@ -65,6 +68,27 @@ class BootDelay:
         return (shift, mu, sigma)
 
 
+def resume_delay_default() -> BootDelay:
+    """Warm-pool exit (``Warmed:Stopped`` -> agents registered), from published measurements.
+
+    - 5th percentile 21 s: starting a stopped instance until it answers SSH, measured at
+      21.2 s (m7i.large, Amazon Linux 2023, one run, 2026-01-31; hibernate resume 20.7 s)
+      by https://github.com/brevdev/ec2-coldboot-research (docs/start-stopped-results.md,
+      docs/hibernate-results.md): the fastest a resumed instance can be, before its agent
+      starts.
+    - median 36 s: "Launching a new EC2 instance from warm pool ... Duration: 36s", the
+      scaling activity of an instance leaving a warm pool in the AWS EC2 Auto Scaling
+      workshop (https://ec2spotworkshops.com/efficient-and-resilient-ec2-auto-scaling/lab1/
+      100-launch-from-warm-pool.html): start, lifecycle hook and InService.
+    - 95th percentile 75 s: an assumption (no published tail): as slow as a median cold
+      boot.
+
+    A Hibernated pool resumes ``HIBERNATED_RESUME_SAVING_S`` (0.5 s, the measured
+    difference) sooner. Chosen from the sources before any benchmark ran; never tuned.
+    """
+    return BootDelay(median_s=36.0, p05_s=21.0, p95_s=75.0)
+
+
 @dataclass(frozen=True, slots=True)
 class SimConfig:
     """Everything one simulation run needs besides the trace, the policy and the seed."""
@@ -85,8 +109,19 @@ class SimConfig:
     instance_termination_grace_period_s: float = 3600.0
     availability_threshold: float = 0.5
     poll_interval_s: float = 10.0
+    scale_in_demand_window_s: float = 600.0
+    enable_warm_pool: bool = False
+    warm_pool_min_size: int = 0
+    warm_pool_max_prepared_capacity: int = -1
+    warm_pool_state: str = "Stopped"
+    warm_pool_reuse_on_scale_in: bool = True
+    instance_types: str = prices.DEFAULT_INSTANCE_TYPE
+    on_demand_percentage: float = 100.0
+    root_volume_size_gb: float = prices.ROOT_VOLUME_GB
     # Simulator knobs.
     boot_delay: BootDelay = BootDelay()
+    resume_delay: BootDelay = field(default_factory=resume_delay_default)
+    instance_hourly_usd: float = 0.0  # 0 = the published price of the first InstanceTypes
     in_service_delay_s: float = 15.0
     instance_shutdown_s: float = 20.0
     schedule_period_s: float = 60.0
@@ -99,6 +134,20 @@ class SimConfig:
     evaluation_duration_s: float = 0.5
     sample_interval_s: float = 15.0
 
+    @property
+    def instance_type(self) -> str:
+        """The launch template's type (the first of InstanceTypes)."""
+        return self.instance_types.split(",")[0].strip()
+
+    def prices(self, lambda_architecture: str) -> prices.Prices:
+        """What this setup pays (compute at on-demand, also for spot: an upper bound)."""
+        hourly = self.instance_hourly_usd or prices.ON_DEMAND_HOURLY_USD[self.instance_type]
+        return prices.Prices(
+            instance_hourly_usd=hourly,
+            root_volume_gb=self.root_volume_size_gb,
+            lambda_gb_second_usd=prices.GB_SECOND_USD[lambda_architecture],
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Setting:
@@ -109,6 +158,8 @@ class Setting:
     kind: type
     minimum: float | None
     meaning: str
+    choices: tuple[str, ...] = ()
+    maximum: float | None = None
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -153,9 +204,63 @@ SETTINGS: tuple[Setting, ...] = (
         "reference only: availability boost threshold (0 = off)",
     ),
     Setting("PollInterval", "poll_interval_s", float, 1, "s between evaluations in one invocation"),
+    Setting(
+        "ScaleInDemandWindow",
+        "scale_in_demand_window_s",
+        float,
+        0,
+        "project only: s of demand history the fleet keeps capacity for (0 = off)",
+        maximum=3600,  # the stack's limit: the history lives in one group tag
+    ),
+    Setting("EnableWarmPool", "enable_warm_pool", bool, None, "a warm pool of prepared instances"),
+    Setting("WarmPoolMinSize", "warm_pool_min_size", int, 0, "fewest instances in the warm pool"),
+    Setting(
+        "WarmPoolMaxPreparedCapacity",
+        "warm_pool_max_prepared_capacity",
+        int,
+        -1,
+        "group + pool instances the pool fills up to (-1 = the scaler sizes it from demand)",
+    ),
+    Setting(
+        "WarmPoolState",
+        "warm_pool_state",
+        str,
+        None,
+        "warm instances are Stopped or Hibernated",
+        choices=WARM_POOL_STATES,
+    ),
+    Setting(
+        "WarmPoolReuseOnScaleIn",
+        "warm_pool_reuse_on_scale_in",
+        bool,
+        None,
+        "a scaled-in instance returns to the pool (when it has room)",
+    ),
+    Setting("InstanceTypes", "instance_types", str, None, "comma-separated instance types"),
+    Setting(
+        "OnDemandPercentage",
+        "on_demand_percentage",
+        float,
+        0,
+        "percentage of on-demand instances (the rest spot, priced at on-demand here)",
+        maximum=100,
+    ),
+    Setting("RootVolumeSize", "root_volume_size_gb", float, 1, "root volume GiB (billed as gp3)"),
     Setting("BootDelayMedian", "boot_delay.median_s", float, 0, "launch to agents registered"),
     Setting("BootDelayP05", "boot_delay.p05_s", float, 0, "5th percentile of the boot delay"),
     Setting("BootDelayP95", "boot_delay.p95_s", float, 0, "95th percentile of the boot delay"),
+    Setting("ResumeDelayMedian", "resume_delay.median_s", float, 0, "warm pool exit to agents"),
+    Setting("ResumeDelayP05", "resume_delay.p05_s", float, 0, "5th percentile of the resume delay"),
+    Setting(
+        "ResumeDelayP95", "resume_delay.p95_s", float, 0, "95th percentile of the resume delay"
+    ),
+    Setting(
+        "InstanceHourlyPrice",
+        "instance_hourly_usd",
+        float,
+        0,
+        "on-demand $ per instance-hour (0 = the published price of the first InstanceTypes)",
+    ),
     Setting(
         "InServiceDelay", "in_service_delay_s", float, 0, "launch to ASG InService (capped by boot)"
     ),
@@ -229,19 +334,20 @@ def build_config(policy: str, overrides: dict[str, Any] | None = None) -> SimCon
     if not isinstance(overrides, dict):
         raise ConfigError("the configuration must be a JSON object of stack parameter names")
     changes: dict[str, Any] = {}
-    boot: dict[str, float] = {}
+    nested: dict[str, dict[str, float]] = {}
     for key, raw in overrides.items():
         setting = _BY_KEY.get(key)
         if setting is None:
             known = ", ".join(sorted(_BY_KEY))
             raise ConfigError(f"unknown configuration key {key!r}; known keys: {known}")
         value = _coerce(setting, raw)
-        if setting.field.startswith("boot_delay."):
-            boot[setting.field.removeprefix("boot_delay.")] = value
+        owner, _, name = setting.field.rpartition(".")
+        if owner:
+            nested.setdefault(owner, {})[name] = value
         else:
             changes[setting.field] = value
-    if boot:
-        changes["boot_delay"] = replace(config.boot_delay, **boot)
+    for owner, values in nested.items():
+        changes[owner] = replace(getattr(config, owner), **values)
     config = replace(config, **changes)
     _check(config)
     return config
@@ -267,10 +373,7 @@ def describe_settings() -> list[tuple[str, str, str]]:
     defaults = policy_defaults("project")
     rows = []
     for setting in SETTINGS:
-        owner: Any = defaults
-        name = setting.field
-        if name.startswith("boot_delay."):
-            owner, name = defaults.boot_delay, name.removeprefix("boot_delay.")
+        owner, name = _owner(defaults, setting.field)
         rows.append((setting.key, str(getattr(owner, name)), setting.meaning))
     return rows
 
@@ -279,16 +382,26 @@ def config_as_dict(config: SimConfig) -> dict[str, Any]:
     """The configuration as ``CONFIG.json`` keys (round-trips through ``build_config``)."""
     result: dict[str, Any] = {}
     for setting in SETTINGS:
-        owner: Any = config
-        name = setting.field
-        if name.startswith("boot_delay."):
-            owner, name = config.boot_delay, name.removeprefix("boot_delay.")
+        owner, name = _owner(config, setting.field)
         result[setting.key] = getattr(owner, name)
     return result
 
 
+def _owner(config: SimConfig, field_name: str) -> tuple[Any, str]:
+    owner, _, name = field_name.rpartition(".")
+    return (getattr(config, owner) if owner else config), name
+
+
 def _coerce(setting: Setting, raw: Any) -> Any:
     key = setting.key
+    if setting.kind is str:
+        if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+            raw = ",".join(raw)  # InstanceTypes as a JSON list
+        if not isinstance(raw, str) or not raw.strip():
+            raise ConfigError(f"{key} must be a non-empty string, got {raw!r}")
+        if setting.choices and raw not in setting.choices:
+            raise ConfigError(f"{key} must be one of {', '.join(setting.choices)}, got {raw!r}")
+        return raw.strip()
     if setting.kind is bool:
         if isinstance(raw, bool):
             return raw
@@ -309,6 +422,8 @@ def _coerce(setting: Setting, raw: Any) -> Any:
         number = int(number)
     if setting.minimum is not None and number < setting.minimum:
         raise ConfigError(f"{key} must be at least {setting.minimum:g}, got {raw!r}")
+    if setting.maximum is not None and number > setting.maximum:
+        raise ConfigError(f"{key} must be at most {setting.maximum:g}, got {raw!r}")
     return number
 
 
@@ -318,3 +433,37 @@ def _check(config: SimConfig) -> None:
             f"MinSize ({config.min_size}) must not exceed MaxSize ({config.max_size})"
         )
     config.boot_delay.parameters()
+    try:
+        config.resume_delay.parameters()
+    except ConfigError as error:
+        raise ConfigError(str(error).replace("BootDelay", "ResumeDelay")) from None
+    types = [name.strip() for name in config.instance_types.split(",")]
+    if not all(types):
+        raise ConfigError(f"InstanceTypes has an empty entry: {config.instance_types!r}")
+    if not config.instance_hourly_usd and types[0] not in prices.ON_DEMAND_HOURLY_USD:
+        known = ", ".join(sorted(prices.ON_DEMAND_HOURLY_USD))
+        raise ConfigError(
+            f"no published price for instance type {types[0]!r} in tools/simulate/prices.py "
+            f"(known: {known}); set InstanceHourlyPrice"
+        )
+    if config.enable_warm_pool:
+        problems = []
+        if config.on_demand_percentage < 100:
+            problems.append(f"OnDemandPercentage is {config.on_demand_percentage:g} (spot)")
+        if len(types) > 1:
+            problems.append(f"InstanceTypes lists {len(types)} types ({config.instance_types})")
+        if problems:
+            raise ConfigError(
+                "EnableWarmPool needs an on-demand group with one instance type "
+                "(OnDemandPercentage 100 and a single InstanceTypes entry): AWS refuses a warm "
+                "pool on a group with a mixed instances policy or Spot Instances; "
+                + "; ".join(problems)
+            )
+        if (
+            config.warm_pool_max_prepared_capacity >= 0
+            and config.warm_pool_max_prepared_capacity > config.max_size
+        ):
+            raise ConfigError(
+                f"WarmPoolMaxPreparedCapacity ({config.warm_pool_max_prepared_capacity}) must "
+                f"not exceed MaxSize ({config.max_size})"
+            )

@@ -18,8 +18,24 @@ What it models (all times virtual seconds):
   grace period ends first, running jobs are interrupted and go back to the end of the queue.
 - When desired capacity drops below the Pending + InService count, the group terminates
   unprotected instances chosen at random; protected instances are never picked.
-- An instance is billed from launch until it is gone (``instance_shutdown_s`` after its
-  termination completes).
+- Billing: compute while an instance runs (from launch, or from leaving the warm pool,
+  until it is gone or stopped); its root volume (EBS) from launch until it is gone, also
+  while it is stopped in the warm pool. ``instance_seconds`` are the compute seconds.
+- Warm pool (``EnableWarmPool``): a pool of prepared instances beside the group, not part
+  of its desired capacity. The pool keeps max(WarmPoolMinSize, MaxGroupPreparedCapacity -
+  desired capacity) instances, counting instances on their way back into it; unset
+  MaxGroupPreparedCapacity means MaxSize. A fixed ``WarmPoolMaxPreparedCapacity`` (>= 0)
+  sets it; with -1 the scaler sets it (``set_warm_pool_max_prepared_capacity``) and it
+  starts at MinSize, what the scaler sets on an idle group. A new warm instance runs its
+  full boot (``Warmed:Pending``, paid compute), then stops (``Warmed:Stopped`` or
+  ``Warmed:Hibernated``: EBS only; hibernation keeps the RAM on the root volume, the same
+  EBS price). The pool shrinks by terminating its newest instances. When the group needs
+  instances it takes stopped pool instances first (oldest first), which register their
+  agents after a resume delay (``ResumeDelay*``; a hibernated one 0.5 s sooner), and
+  launches cold ones for the rest. With ``WarmPoolReuseOnScaleIn`` an instance whose
+  termination completes (its jobs finished through the lifecycle hook) goes back into the
+  pool when the pool has room, instead of terminating: it stops after
+  ``instance_shutdown_s``. EC2 reports a resumed instance's LaunchTime as its last start.
 """
 
 from __future__ import annotations
@@ -28,7 +44,7 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
-from tools.simulate.config import SimConfig
+from tools.simulate.config import HIBERNATED_RESUME_SAVING_S, SimConfig
 from tools.simulate.engine import FLEET, TIMER, EventEngine
 
 # Auto Scaling lifecycle states the simulator uses (the names DescribeAutoScalingGroups uses).
@@ -38,6 +54,10 @@ TERMINATING_WAIT = "Terminating:Wait"
 TERMINATING = "Terminating"
 TERMINATED = "Terminated"
 ACTIVE_STATES = (PENDING, IN_SERVICE)
+WARMED_PENDING = "Warmed:Pending"
+WARMED_STOPPED = "Warmed:Stopped"
+WARMED_HIBERNATED = "Warmed:Hibernated"
+READY_WARM_STATES = (WARMED_STOPPED, WARMED_HIBERNATED)
 
 # The agent process on an instance.
 AGENT_BOOTING = "booting"
@@ -79,6 +99,24 @@ class Instance:
     terminated_at: float | None = None
     drained: bool = False
     grace_generation: int = 0
+    created_at: float = 0.0
+    running_since: float | None = None
+    running_seconds: float = 0.0
+    life: int = 0  # counts starts: callbacks of an earlier start do nothing
+    resumes: int = 0
+
+    def start_running(self, now: float) -> None:
+        if self.running_since is None:
+            self.running_since = now
+
+    def stop_running(self, now: float) -> None:
+        if self.running_since is not None:
+            self.running_seconds += now - self.running_since
+            self.running_since = None
+
+    def compute_seconds(self, until: float) -> float:
+        live = 0.0 if self.running_since is None else max(until - self.running_since, 0.0)
+        return self.running_seconds + live
 
     @property
     def busy_agents(self) -> int:
@@ -123,10 +161,20 @@ class Fleet:
         self.max_size = config.max_size
         self.queue: deque[Job] = deque()
         self.instances: dict[str, Instance] = {}
+        self.warm_instances: dict[str, Instance] = {}
         self.finished_jobs: list[Job] = []
         self.interrupted_jobs = 0
         self.launches = 0
-        self.retired_instance_seconds = 0.0
+        self.warm_launches = 0
+        self.resumes = 0
+        self.returned_to_pool = 0
+        self.retired_running_seconds = 0.0
+        self.retired_volume_seconds = 0.0
+        self._live: dict[str, Instance] = {}  # every instance with a volume: group, pool, leaving
+        self.warm_pool_enabled = config.enable_warm_pool
+        fixed = config.warm_pool_max_prepared_capacity
+        self.warm_pool_max_prepared_capacity: int | None = fixed if fixed >= 0 else config.min_size
+        self._resume_shift, self._resume_mu, self._resume_sigma = config.resume_delay.parameters()
         self._boot_rng = random.Random(f"{seed}:boot")  # noqa: S311 - simulation, not security
         self._dispatch_rng = random.Random(f"{seed}:dispatch")  # noqa: S311 - simulation, not security
         self._scale_in_rng = random.Random(f"{seed}:scale-in")  # noqa: S311 - simulation, not security
@@ -233,33 +281,49 @@ class Fleet:
         return ok
 
     def reconcile(self) -> None:
-        """Launch or scale in until the active count matches desired capacity."""
+        """Launch (warm pool first) or scale in until the active count matches desired."""
         active = self.active_instances
         shortfall = self.desired_capacity - len(active)
         for _ in range(shortfall):
-            self._launch()
+            ready = self._ready_warm_instance()
+            if ready is not None:
+                self._resume(ready)
+            else:
+                self._launch()
         if shortfall < 0:
             candidates = [i for i in active if not i.protected_from_scale_in]
             self._scale_in_rng.shuffle(candidates)
             for instance in candidates[:-shortfall]:
                 self._begin_termination(instance)
+        self._refill_warm_pool()
 
-    def _launch(self) -> None:
+    def _new_instance(self, boot: float) -> Instance:
         now = self.engine.now
         self._instance_numbers += 1
-        self.launches += 1
-        boot = self._draw_boot_delay()
         instance = Instance(
             instance_id=f"i-{self._instance_numbers:08d}",
             launched_at=now,
             boot_delay_s=boot,
             protected_from_scale_in=self.config.instance_scale_in_protection,
             slots=[None] * self.config.agents_per_instance,
+            created_at=now,
         )
+        instance.start_running(now)
+        self._live[instance.instance_id] = instance
+        return instance
+
+    def _launch(self) -> None:
+        self.launches += 1
+        boot = self._draw_boot_delay()
+        instance = self._new_instance(boot)
         self.instances[instance.instance_id] = instance
-        in_service = min(self.config.in_service_delay_s, boot)
-        self.engine.after(in_service, lambda: self._in_service(instance), FLEET)
-        self.engine.after(boot, lambda: self._agents_registered(instance), FLEET)
+        self._schedule_start(instance, boot)
+
+    def _schedule_start(self, instance: Instance, delay: float) -> None:
+        life = instance.life
+        in_service = min(self.config.in_service_delay_s, delay)
+        self.engine.after(in_service, lambda: self._in_service(instance, life), FLEET)
+        self.engine.after(delay, lambda: self._agents_registered(instance, life), FLEET)
 
     def _draw_boot_delay(self) -> float:
         if self._boot_sigma == 0.0:
@@ -267,16 +331,122 @@ class Fleet:
         draw = self._boot_shift + self._boot_rng.lognormvariate(self._boot_mu, self._boot_sigma)
         return max(draw, 1.0)
 
-    def _in_service(self, instance: Instance) -> None:
-        if instance.lifecycle_state == PENDING:
+    def _draw_resume_delay(self) -> float:
+        if self._resume_sigma == 0.0:
+            draw = self._resume_shift
+        else:
+            draw = self._resume_shift + self._boot_rng.lognormvariate(
+                self._resume_mu, self._resume_sigma
+            )
+        if self.config.warm_pool_state == "Hibernated":
+            draw -= HIBERNATED_RESUME_SAVING_S
+        return max(draw, 1.0)
+
+    def _in_service(self, instance: Instance, life: int) -> None:
+        if instance.life == life and instance.lifecycle_state == PENDING:
             instance.lifecycle_state = IN_SERVICE
 
-    def _agents_registered(self, instance: Instance) -> None:
-        if instance.agent_state != AGENT_BOOTING:
+    def _agents_registered(self, instance: Instance, life: int) -> None:
+        if instance.life != life or instance.agent_state != AGENT_BOOTING:
             return  # terminated while booting
         instance.agent_state = AGENT_RUNNING
         self._dispatch()
         self._arm_idle_timer(instance)
+
+    # -- the warm pool ---------------------------------------------------------------------
+
+    def warm_pool_size(self) -> int:
+        """How many instances the pool keeps now (0 without a pool)."""
+        if not self.warm_pool_enabled:
+            return 0
+        prepared = self.warm_pool_max_prepared_capacity
+        if prepared is None:
+            prepared = self.max_size
+        return max(self.config.warm_pool_min_size, prepared - self.desired_capacity)
+
+    def set_warm_pool_max_prepared_capacity(self, value: int | None) -> None:
+        """PutWarmPool with a new MaxGroupPreparedCapacity (None = unset, i.e. MaxSize)."""
+        if not self.warm_pool_enabled:
+            raise FleetError("the group has no warm pool")
+        if value is not None and not 0 <= value <= self.max_size:
+            raise FleetError(f"MaxGroupPreparedCapacity {value} is outside [0, {self.max_size}]")
+        self.warm_pool_max_prepared_capacity = value
+        self._refill_warm_pool()
+
+    def _returning_to_pool(self) -> int:
+        """Group instances whose termination will put them back into the pool."""
+        if not self.config.warm_pool_reuse_on_scale_in:
+            return 0
+        return sum(1 for i in self.instances.values() if i.lifecycle_state == TERMINATING_WAIT)
+
+    def _refill_warm_pool(self) -> None:
+        if not self.warm_pool_enabled:
+            return
+        size = self.warm_pool_size()
+        missing = size - len(self.warm_instances) - self._returning_to_pool()
+        for _ in range(missing):
+            self._launch_warm()
+        surplus = len(self.warm_instances) - size
+        if surplus > 0:
+            newest = sorted(self.warm_instances.values(), key=lambda i: -i.created_at)
+            for instance in newest[:surplus]:
+                del self.warm_instances[instance.instance_id]
+                instance.lifecycle_state = TERMINATING
+                self._finish_termination(instance)
+
+    def _launch_warm(self) -> None:
+        self.warm_launches += 1
+        boot = self._draw_boot_delay()
+        instance = self._new_instance(boot)
+        instance.lifecycle_state = WARMED_PENDING
+        instance.agent_state = AGENT_STOPPED
+        self.warm_instances[instance.instance_id] = instance
+        life = instance.life
+        self.engine.after(boot, lambda: self._warm_stopped(instance, life), FLEET)
+
+    def _warm_stopped(self, instance: Instance, life: int) -> None:
+        if instance.life != life or instance.instance_id not in self.warm_instances:
+            return
+        instance.stop_running(self.engine.now)
+        stopped = self.config.warm_pool_state == "Hibernated"
+        instance.lifecycle_state = WARMED_HIBERNATED if stopped else WARMED_STOPPED
+
+    def _ready_warm_instance(self) -> Instance | None:
+        ready = [i for i in self.warm_instances.values() if i.lifecycle_state in READY_WARM_STATES]
+        if not ready:
+            return None
+        return min(ready, key=lambda i: (i.created_at, i.instance_id))
+
+    def _resume(self, instance: Instance) -> None:
+        """A stopped pool instance joins the group: it starts and its agents register."""
+        now = self.engine.now
+        del self.warm_instances[instance.instance_id]
+        self.resumes += 1
+        instance.resumes += 1
+        instance.life += 1
+        instance.launched_at = now
+        instance.lifecycle_state = PENDING
+        instance.agent_state = AGENT_BOOTING
+        instance.drained = False
+        instance.protected_from_scale_in = self.config.instance_scale_in_protection
+        instance.start_running(now)
+        delay = self._draw_resume_delay()
+        instance.boot_delay_s = delay
+        self.instances[instance.instance_id] = instance
+        self._schedule_start(instance, delay)
+
+    def _return_to_pool(self, instance: Instance) -> None:
+        """ReuseOnScaleIn: the instance stops and waits in the pool instead of terminating."""
+        self.returned_to_pool += 1
+        del self.instances[instance.instance_id]
+        instance.life += 1
+        instance.lifecycle_state = WARMED_PENDING
+        instance.agent_state = AGENT_STOPPED
+        self.warm_instances[instance.instance_id] = instance
+        life = instance.life
+        self.engine.after(
+            self.config.instance_shutdown_s, lambda: self._warm_stopped(instance, life), FLEET
+        )
 
     # -- leaving ---------------------------------------------------------------------------
 
@@ -305,7 +475,7 @@ class Fleet:
             instance.lifecycle_state = TERMINATING
             instance.agent_state = AGENT_STOPPED
             self._interrupt_jobs(instance)
-            self._finish_termination(instance)
+            self._complete_lifecycle_action(instance)
             return
         instance.lifecycle_state = TERMINATING_WAIT
         if instance.agent_state in (AGENT_RUNNING, AGENT_BOOTING):
@@ -327,16 +497,34 @@ class Fleet:
     def _complete_lifecycle_action(self, instance: Instance) -> None:
         instance.lifecycle_state = TERMINATING
         instance.agent_state = AGENT_STOPPED
+        if self._pool_takes(instance):
+            self._return_to_pool(instance)
+            self._refill_warm_pool()
+            return
         self._finish_termination(instance)
+        self._refill_warm_pool()
+
+    def _pool_takes(self, instance: Instance) -> bool:
+        if not (self.warm_pool_enabled and self.config.warm_pool_reuse_on_scale_in):
+            return False
+        if instance.instance_id not in self.instances:
+            return False
+        waiting = self._returning_to_pool()  # excludes this one: it is Terminating now
+        return len(self.warm_instances) + waiting < self.warm_pool_size()
 
     def _finish_termination(self, instance: Instance) -> None:
         self.engine.after(self.config.instance_shutdown_s, lambda: self._gone(instance), FLEET)
 
     def _gone(self, instance: Instance) -> None:
+        now = self.engine.now
         instance.lifecycle_state = TERMINATED
-        instance.terminated_at = self.engine.now
-        self.retired_instance_seconds += instance.terminated_at - instance.launched_at
-        del self.instances[instance.instance_id]
+        instance.terminated_at = now
+        instance.stop_running(now)
+        self.retired_running_seconds += instance.running_seconds
+        self.retired_volume_seconds += now - instance.created_at
+        self.instances.pop(instance.instance_id, None)
+        self.warm_instances.pop(instance.instance_id, None)
+        self._live.pop(instance.instance_id, None)
 
     def _interrupt_jobs(self, instance: Instance) -> None:
         now = self.engine.now
@@ -353,9 +541,18 @@ class Fleet:
     # -- accounting ------------------------------------------------------------------------
 
     def instance_seconds(self, until: float) -> float:
-        """Billed instance-seconds so far, counting live instances up to ``until``."""
-        live = sum(until - instance.launched_at for instance in self.instances.values())
-        return self.retired_instance_seconds + live
+        """Billed compute instance-seconds so far, counting live instances up to ``until``."""
+        live = sum(instance.compute_seconds(until) for instance in self._live.values())
+        return self.retired_running_seconds + live
+
+    def volume_seconds(self, until: float) -> float:
+        """Root-volume-seconds so far (every instance that exists, running or stopped)."""
+        live = sum(max(until - instance.created_at, 0.0) for instance in self._live.values())
+        return self.retired_volume_seconds + live
 
     def live_instance_count(self) -> int:
+        """Group instances (not the warm pool's)."""
         return len(self.instances)
+
+    def warm_instance_count(self) -> int:
+        return len(self.warm_instances)

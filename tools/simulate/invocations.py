@@ -3,11 +3,14 @@
 - Reference (EventBridge every ``schedule_period_s``): one invocation evaluates at
   +0, +PollInterval, ... while still inside ``invocation_loop_s`` (10 s and 50 s: +0 ... +40 s)
   and is billed for the whole loop (it sleeps in between), at 128 MB.
-- Project, scheduled (both triggers): the same schedule; the evaluation times inside one
+- Project, scheduled, poll trigger: the same schedule; the evaluation times inside one
   invocation come from the project's real ``agent_scaler.poll_loop.run_poll_loop``, run on a
   virtual clock with each evaluation taking ``evaluation_duration_s``, the API's poll-duration
   header at ``API_POLL_DURATION_S``, the function's timeout and the handler's evaluation budget.
   Billed for the loop's elapsed time.
+- Project, scheduled, push trigger: the scheduled function is only the safety net
+  (``POLL_WITHIN_INVOCATION`` "false"): it evaluates once per invocation, no loop, billed
+  ``evaluation_duration_s``.
 - Project, push: each job submission is a "Job Scheduled" event; the first event after a
   quiet spell opens a batch that collects events for ``push_batch_window_s``, and the batch
   is evaluated once (scale-out only) ``push_event_delay_s`` after that first event. Billed
@@ -40,6 +43,11 @@ class InvocationStats:
     scheduled_invocations: int = 0
     push_invocations: int = 0
     gb_seconds: float = 0.0
+
+    @property
+    def requests(self) -> int:
+        """Billed Lambda requests: one per invocation."""
+        return self.scheduled_invocations + self.push_invocations
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +101,11 @@ def project_loop_plan(config: SimConfig) -> LoopPlan:
     return LoopPlan(tuple(offsets), result.elapsed_s)
 
 
+def single_evaluation_plan(config: SimConfig) -> LoopPlan:
+    """The scheduled function with the push trigger on: one evaluation, no loop."""
+    return LoopPlan((0.0,), config.evaluation_duration_s)
+
+
 class Invocations:
     """Schedules the scaler's evaluations on the engine and accounts their cost."""
 
@@ -111,9 +124,12 @@ class Invocations:
         self.config = config
         self.scaler = scaler
         self.trigger = trigger
-        self.plan = (
-            reference_loop_plan(config) if policy == "reference" else project_loop_plan(config)
-        )
+        if policy == "reference":
+            self.plan = reference_loop_plan(config)
+        elif trigger == "push":
+            self.plan = single_evaluation_plan(config)
+        else:
+            self.plan = project_loop_plan(config)
         self.stats = InvocationStats()
         self._batch_open_until = -1.0
 

@@ -54,6 +54,17 @@ def plot_timeline(result: SimulationResult, path: Path, title: str | None = None
         linestyle="--",
         label="instances alive" + (f" (x {per_instance})" if per_instance > 1 else ""),
     )
+    if any(timeline.warm_instances):
+        fleet_axis.step(
+            hours,
+            [n * per_instance for n in timeline.warm_instances],
+            where="post",
+            color="tab:purple",
+            linewidth=0.8,
+            linestyle=":",
+            label="warm pool (stopped or warming)"
+            + (f" (x {per_instance})" if per_instance > 1 else ""),
+        )
     fleet_axis.set_ylabel("agents")
     fleet_axis.set_xlabel("hours from trace start")
     fleet_axis.grid(alpha=0.3)
@@ -62,7 +73,7 @@ def plot_timeline(result: SimulationResult, path: Path, title: str | None = None
     heading = title or f"{result.policy} ({result.trigger})"
     figure.suptitle(
         f"{heading}: wait mean {waits.mean:.1f} s, p95 {waits.p95:.1f} s; "
-        f"{result.instance_seconds / 3600:.1f} instance-hours"
+        f"{result.instance_seconds / 3600:.1f} instance-hours, ${result.cost.total:.2f}"
     )
     figure.tight_layout()
     path = Path(path)

@@ -2,9 +2,14 @@
 
 The run starts at t = 0 with the group at MinSize and the scheduled invocations starting
 at once. It ends when every job has finished and every instance has gone, or ``tail_s``
-after the last job finished if instances stay (MinSize, a buffer), or at a hard horizon
-(jobs left unfinished then count their wait until the end). Instances are billed until they
-are gone or the run ends.
+after the last job finished if instances stay (MinSize, a buffer, a warm pool), or at a hard
+horizon (jobs left unfinished then count their wait until the end). Instances are billed until
+they are gone or the run ends.
+
+Cost in dollars (``cost_usd``, prices from ``tools.simulate.prices``): compute for the
+seconds instances run, EBS for the seconds their root volumes exist (running or stopped in the
+warm pool), Lambda for the modelled GB-seconds at the function's architecture (the reference
+x86_64, the project arm64) plus one request per invocation.
 
 Job wait is the time a job spends in the queue, summed over its attempts when an
 interruption sent it back.
@@ -20,6 +25,11 @@ from tools.simulate.config import POLICIES, TRIGGERS, SimConfig, build_config
 from tools.simulate.engine import ARRIVAL, SAMPLE, EventEngine
 from tools.simulate.fleet import Fleet, Job
 from tools.simulate.invocations import InvocationError, Invocations, InvocationStats
+from tools.simulate.prices import (
+    PROJECT_LAMBDA_ARCHITECTURE,
+    REFERENCE_LAMBDA_ARCHITECTURE,
+    CostUsd,
+)
 from tools.simulate.scalers import ProjectScaler, ReferenceScaler, ScalerModel, ScalerStats
 from tools.simulate.stats import WaitSummary, summarize_waits
 from tools.simulate.traces import TraceJob
@@ -38,6 +48,7 @@ class Timeline:
     idle_agents: list[int] = field(default_factory=list)
     desired_capacity: list[int] = field(default_factory=list)
     instances: list[int] = field(default_factory=list)
+    warm_instances: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +70,11 @@ class SimulationResult:
     unfinished_jobs: int
     end_s: float
     timeline: Timeline
+    volume_seconds: float = 0.0
+    cost: CostUsd = field(default_factory=lambda: CostUsd(0.0, 0.0, 0.0))
+    warm_launches: int = 0
+    resumes: int = 0
+    returned_to_pool: int = 0
 
     @property
     def cost_efficiency(self) -> float:
@@ -81,6 +97,15 @@ class SimulationResult:
             "scale_in_actions": self.scaler.scale_in_actions,
             "evaluations": self.scaler.evaluations,
             "lambda_gb_seconds": round(self.invocations.gb_seconds, 3),
+            "lambda_requests": self.invocations.requests,
+            "volume_seconds": round(self.volume_seconds, 3),
+            "cost_usd": self.cost.as_json(),
+            "warm_pool": {
+                "enabled": self.config.enable_warm_pool,
+                "warm_launches": self.warm_launches,
+                "resumes": self.resumes,
+                "returned_to_pool": self.returned_to_pool,
+            },
         }
 
 
@@ -144,13 +169,24 @@ def simulate(
             if job.started_at is None and job.submit_s <= end:
                 wait += end - job.queued_at
         waits.append(wait)
+    architecture = (
+        REFERENCE_LAMBDA_ARCHITECTURE if policy == "reference" else PROJECT_LAMBDA_ARCHITECTURE
+    )
+    prices = config.prices(architecture)
+    instance_seconds = fleet.instance_seconds(end)
+    volume_seconds = fleet.volume_seconds(end)
+    cost = CostUsd(
+        compute=prices.compute_usd(instance_seconds),
+        ebs=prices.ebs_usd(volume_seconds),
+        lambda_=prices.lambda_usd(invocations.stats.gb_seconds, invocations.stats.requests),
+    )
     return SimulationResult(
         policy=policy,
         trigger=trigger,
         config=config,
         jobs=len(jobs),
         waits=summarize_waits(waits),
-        instance_seconds=fleet.instance_seconds(end),
+        instance_seconds=instance_seconds,
         oracle_instance_seconds=total_work / config.agents_per_instance,
         interrupted_jobs=fleet.interrupted_jobs,
         scaler=scaler.stats,
@@ -160,6 +196,11 @@ def simulate(
         unfinished_jobs=unfinished,
         end_s=end,
         timeline=timeline,
+        volume_seconds=volume_seconds,
+        cost=cost,
+        warm_launches=fleet.warm_launches,
+        resumes=fleet.resumes,
+        returned_to_pool=fleet.returned_to_pool,
     )
 
 
@@ -179,6 +220,7 @@ def _sample(engine: EventEngine, fleet: Fleet, timeline: Timeline, interval: flo
     timeline.idle_agents.append(snapshot.idle_agents)
     timeline.desired_capacity.append(fleet.desired_capacity)
     timeline.instances.append(fleet.live_instance_count())
+    timeline.warm_instances.append(fleet.warm_instance_count())
     engine.after(interval, lambda: _sample(engine, fleet, timeline, interval), SAMPLE)
 
 

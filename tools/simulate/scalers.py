@@ -7,7 +7,14 @@
   copied), fed the same values the Lambda reads (queue metrics, the group with its
   instances' lifecycle states, launch times and protection, the persisted state), acting as
   the Lambda does: SetDesiredCapacity only upwards, drains by TerminateInstanceInAutoScalingGroup
-  with decrement through the lifecycle hook; a push evaluation never drains.
+  with decrement through the lifecycle hook (the job finishes, then the instance leaves or,
+  with ReuseOnScaleIn, returns to the warm pool). The group's warm pool is observed as
+  DescribeWarmPool reports it (``GroupObservation.warm_pool``), and a decided
+  MaxGroupPreparedCapacity is applied with PutWarmPool only when it changes. ``ScalerState``
+  (including the demand history) is carried between evaluations. A push evaluation never
+  drains, never touches the warm pool and never writes the demand history: it runs with
+  DisableScaleIn, ScaleInDemandWindow 0 and no pool sizing, and its state keeps the
+  scheduled evaluations' demand peaks.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ class ScalerStats:
     scale_out_actions: int = 0
     scale_in_actions: int = 0
     failed_drains: int = 0
+    drained_instances: int = 0
+    warm_pool_updates: int = 0
 
 
 class ScalerModel(Protocol):
@@ -117,10 +126,55 @@ class ProjectScaler:
             scale_out_cooldown_period=config.scale_out_cooldown_s,
             scale_in_cooldown_period=config.scale_in_cooldown_s,
             poll_interval=config.poll_interval_s,
+            **self._issue16_settings(policy, config),
         )
         self._api_poll_interval_s = config.poll_interval_s
+        push_changes: dict[str, object] = {"disable_scale_in": True}
+        push_changes.update(
+            {
+                name: value
+                for name, value in (("scale_in_demand_window", 0), ("size_warm_pool", False))
+                if name in getattr(policy.ScalerConfig, "__dataclass_fields__", {})
+            }
+        )
+        self._push_config = replace(self.config, **push_changes)
         self.state = policy.ScalerState()
         self.stats = ScalerStats()
+
+    @staticmethod
+    def _issue16_settings(policy: object, config: SimConfig) -> dict[str, object]:
+        """Demand window and pool sizing, for a policy that has them (the group has the hook)."""
+        fields = getattr(policy.ScalerConfig, "__dataclass_fields__", {})
+        wanted = {
+            "scale_in_demand_window": config.scale_in_demand_window_s,
+            "drains_wait_for_jobs": True,
+            "size_warm_pool": config.enable_warm_pool
+            and config.warm_pool_max_prepared_capacity < 0,
+        }
+        return {name: value for name, value in wanted.items() if name in fields}
+
+    def _warm_pool(self) -> object | None:
+        """The pool as DescribeWarmPool reports it (None without a pool)."""
+        fleet = self.fleet
+        if not fleet.warm_pool_enabled:
+            return None
+        policy = self._policy
+        config = fleet.config
+        return policy.WarmPool(
+            min_size=config.warm_pool_min_size,
+            max_group_prepared_capacity=fleet.warm_pool_max_prepared_capacity,
+            pool_state=config.warm_pool_state,
+            reuse_on_scale_in=config.warm_pool_reuse_on_scale_in,
+            instances=tuple(
+                policy.Instance(
+                    instance_id=instance.instance_id,
+                    lifecycle_state=instance.lifecycle_state,
+                    launched_at=None,
+                    protected_from_scale_in=instance.protected_from_scale_in,
+                )
+                for instance in fleet.warm_instances.values()
+            ),
+        )
 
     def observe(self, now: float, *, with_launch_times: bool) -> object:
         """The ``Observation`` the Lambda would build now."""
@@ -156,13 +210,16 @@ class ProjectScaler:
             min_size=fleet.min_size,
             max_size=fleet.max_size,
             instances=instances,
+            warm_pool=self._warm_pool(),
         )
         return policy.Observation(metrics=metrics, group=group)
 
     def evaluate(self, now: float, *, scale_in: bool = True) -> None:
         policy = self._policy
-        config = self.config if scale_in else replace(self.config, disable_scale_in=True)
-        observation = self.observe(now, with_launch_times=not config.disable_scale_in)
+        config = self.config if scale_in else self._push_config
+        # The Lambda reads launch times when it may drain (rules 5b and 7).
+        drains = not config.disable_scale_in or getattr(config, "scale_in_demand_window", 0) > 0
+        observation = self.observe(now, with_launch_times=drains)
         decision = policy.decide(observation, config, self.state, now)
         self.stats.evaluations += 1
         fleet = self.fleet
@@ -177,6 +234,7 @@ class ProjectScaler:
         for instance_id in decision.drain_instance_ids:
             if fleet.drain(instance_id):
                 drained += 1
+                self.stats.drained_instances += 1
             else:
                 failed += 1
         if drained:
@@ -184,4 +242,15 @@ class ProjectScaler:
         self.stats.failed_drains += failed
         if failed and not drained:  # nothing drained: the scale-in time is not recorded
             state = replace(state, last_scale_in_at=self.state.last_scale_in_at)
+        prepared = getattr(decision, "warm_pool_max_prepared_capacity", None)
+        if (
+            scale_in
+            and prepared is not None
+            and fleet.warm_pool_enabled
+            and prepared != fleet.warm_pool_max_prepared_capacity
+        ):
+            fleet.set_warm_pool_max_prepared_capacity(min(prepared, fleet.max_size))
+            self.stats.warm_pool_updates += 1
+        if not scale_in and hasattr(state, "demand_peaks"):
+            state = replace(state, demand_peaks=self.state.demand_peaks)
         self.state = state
