@@ -27,6 +27,17 @@ Optional (defaults are the stack's parameter defaults):
   instance's agent should have registered; later, it is reported as not registered (metric
   ``InstancesNotRegistered``) and no longer counted as booting. The default is well above a
   normal boot (1-3 minutes) and at least the stack's default InstanceCreationTimeout.
+- ``SCALE_IN_DEMAND_WINDOW`` (600, 0 to 3600): seconds of demand history the fleet is sized
+  for; in-service instances above the most demand wanted over the window are drained through
+  the terminating lifecycle hook (a running job finishes first). 0 turns this off.
+- ``WARM_POOL_ENABLED`` (false): the group has a warm pool; the scaler reads it
+  (DescribeWarmPool) and reports its instances.
+- ``WARM_POOL_MAX_PREPARED_CAPACITY`` (-1, >= -1): -1 lets the scaler size the warm pool from
+  recent demand (PutWarmPool MaxGroupPreparedCapacity); a value >= 0 is fixed by the stack and
+  left alone. Only read when ``WARM_POOL_ENABLED`` is true.
+- ``POLL_WITHIN_INVOCATION`` (true): the scheduled invocation re-evaluates every PollInterval
+  for about 50 s; false (the stack's choice when the push trigger is on) evaluates once per
+  invocation, since the push function reacts to new jobs within seconds.
 
 Read by Powertools, not here: ``POWERTOOLS_SERVICE_NAME`` (log ``service`` field, default
 ``agent-scaler``), ``POWERTOOLS_METRICS_NAMESPACE`` (default ``Buildkite``),
@@ -41,7 +52,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from agent_scaler.policy import ConfigError, ScalerConfig
+from agent_scaler.policy import MAX_DEMAND_WINDOW, ConfigError, ScalerConfig
 
 DEFAULT_AGENT_ENDPOINT = "https://agent.buildkite.com/v3"
 
@@ -55,11 +66,28 @@ class Settings:
     token_parameter: str
     auto_scaling_group_name: str
     scaler: ScalerConfig
+    # False: the scheduled invocation evaluates once instead of looping (push trigger on).
+    poll_within_invocation: bool = True
+    # The group has a warm pool to read (WARM_POOL_ENABLED).
+    warm_pool_enabled: bool = False
 
 
 def settings_from_env(environ: Mapping[str, str]) -> Settings:
     """Parse and validate the settings; raises ``ConfigError`` naming the bad variable."""
     reader = _Reader(environ)
+    warm_pool_enabled = reader.boolean("WARM_POOL_ENABLED", False)
+    max_prepared = reader.integer("WARM_POOL_MAX_PREPARED_CAPACITY", -1)
+    if max_prepared < -1:
+        raise ConfigError(
+            "WARM_POOL_MAX_PREPARED_CAPACITY must be -1 (the scaler sizes the warm pool) or an "
+            f"integer >= 0 (got {max_prepared!r})"
+        )
+    demand_window = reader.number("SCALE_IN_DEMAND_WINDOW", 600)
+    if not 0 <= demand_window <= MAX_DEMAND_WINDOW:
+        raise ConfigError(
+            f"SCALE_IN_DEMAND_WINDOW must be a number of seconds from 0 (off) to "
+            f"{MAX_DEMAND_WINDOW} (got {demand_window:g})"
+        )
     settings = Settings(
         queue=reader.text("BUILDKITE_QUEUE"),
         agent_endpoint=reader.text("BUILDKITE_AGENT_ENDPOINT", DEFAULT_AGENT_ENDPOINT),
@@ -78,7 +106,13 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
             scale_in_cooldown_period=reader.number("SCALE_IN_COOLDOWN_PERIOD", 3600),
             poll_interval=reader.number("POLL_INTERVAL", 10),
             instance_registration_timeout=reader.number("INSTANCE_REGISTRATION_TIMEOUT", 900),
+            scale_in_demand_window=demand_window,
+            # The stack always gives the group the terminating lifecycle hook.
+            drains_wait_for_jobs=True,
+            size_warm_pool=warm_pool_enabled and max_prepared == -1,
         ),
+        poll_within_invocation=reader.boolean("POLL_WITHIN_INVOCATION", True),
+        warm_pool_enabled=warm_pool_enabled,
     )
     if not settings.agent_endpoint.startswith(("https://", "http://")):
         raise ConfigError(

@@ -3,8 +3,13 @@
 The order keeps the failure policy: every input is read and checked before anything is
 changed, so a missing or invalid input (API error, malformed body, group not found) changes
 nothing and raises. An action that fails part-way (some drains refused) still records what was
-done (the scale-in time, so the cooldown holds) and reports it, then raises. Metrics are
-emitted last and a problem with them is only logged.
+done (the scale-in time, so the cooldown holds) and reports it, then raises. A refused
+PutWarmPool (the pool's new size) is such a failure too: the other actions and the state tags
+still happen first. Metrics are emitted last and a problem with them is only logged.
+
+The push evaluation (``scale_in=False``) only scales out: it never drains, never reads or
+resizes the warm pool and never records demand (the demand history in the state tags is kept as
+read; only the scheduled evaluations, which see the whole minute, write it).
 """
 
 from __future__ import annotations
@@ -59,9 +64,15 @@ class Scaler:
     wall_clock: Callable[[], float] = time.time
 
     def evaluate(self, *, scale_in: bool = True) -> Evaluation:
-        """Run one evaluation. ``scale_in=False`` (push trigger) never drains."""
+        """Run one evaluation. ``scale_in=False`` (push trigger) only ever scales out."""
         settings = self.settings
-        config = settings.scaler if scale_in else replace(settings.scaler, disable_scale_in=True)
+        config = settings.scaler
+        if not scale_in:
+            # Neither drain rule applies (the demand window's idle tail is off too), and the
+            # pool is left alone; ``_scale_out_only`` makes sure of it.
+            config = replace(
+                config, disable_scale_in=True, scale_in_demand_window=0, size_warm_pool=False
+            )
         group_name = settings.auto_scaling_group_name
 
         metrics = self.metrics_reader.read(settings.queue)
@@ -72,6 +83,7 @@ class Scaler:
             # Launch times choose the drains and find instances that never register; the push
             # evaluation does neither.
             with_launch_times=scale_in,
+            with_warm_pool=scale_in and settings.warm_pool_enabled,
         )
         now = self.wall_clock()
         state_read = state_from_tags(read.tags, now)
@@ -80,7 +92,7 @@ class Scaler:
         observation = Observation(metrics=metrics, group=read.group)
         decision = decide(observation, config, state_read.state, now)
         if not scale_in:
-            decision = replace(decision, reasons=(*decision.reasons, SCALE_OUT_ONLY_REASON))
+            decision = _scale_out_only(decision, state_read.state)
 
         decision, scaled_out_from, problems = self._act(decision, read, state_read.state)
         self._report(observation, state_read.state, decision, scaled_out_from)
@@ -133,7 +145,38 @@ class Scaler:
             if failure:
                 problems.append(failure)
         asg.write_tags(self.autoscaling, tag_updates(group_name, read.tags, decision.state))
+        decision, failure = self._resize_warm_pool(decision, read)
+        if failure:
+            problems.append(failure)
         return decision, scaled_out_from, problems
+
+    def _resize_warm_pool(
+        self, decision: Decision, read: asg.GroupRead
+    ) -> tuple[Decision, str | None]:
+        """PutWarmPool when the decision's pool size differs from the one read.
+
+        Returns the decision as done (no pool change when nothing was changed) and what failed.
+        """
+        wanted = decision.warm_pool_max_prepared_capacity
+        pool = read.group.warm_pool
+        if wanted is None:
+            return decision, None
+        if pool is None or pool.max_group_prepared_capacity == wanted:
+            return replace(decision, warm_pool_max_prepared_capacity=None), None
+        group_name = self.settings.auto_scaling_group_name
+        try:
+            asg.put_warm_pool(self.autoscaling, group_name, wanted, pool)
+        except asg.ScalingActionError as exc:
+            failure = str(exc)
+            return (
+                replace(
+                    decision,
+                    warm_pool_max_prepared_capacity=None,
+                    reasons=(*decision.reasons, failure),
+                ),
+                failure,
+            )
+        return decision, None
 
     def _drain(self, decision: Decision, previous: ScalerState) -> tuple[Decision, str | None]:
         """Drain the chosen instances; the decision as done, and what failed (None: nothing).
@@ -165,19 +208,25 @@ class Scaler:
         decision: Decision,
         scaled_out_from: int | None,
     ) -> None:
-        current = observation.group.desired_capacity
+        actions = []
         if decision.desired_capacity is not None:
-            action = f"scale out {scaled_out_from} -> {decision.desired_capacity}"
-        elif decision.drain_instance_ids:
-            action = f"drain {len(decision.drain_instance_ids)} instance(s)"
-        else:
-            action = "no change"
+            actions.append(f"scale out {scaled_out_from} -> {decision.desired_capacity}")
+        if decision.drain_instance_ids:
+            actions.append(f"drain {len(decision.drain_instance_ids)} instance(s)")
+        if decision.warm_pool_max_prepared_capacity is not None:
+            pool = observation.group.warm_pool
+            before = None if pool is None else pool.max_group_prepared_capacity
+            actions.append(
+                f"warm pool MaxGroupPreparedCapacity {_unset(before)} -> "
+                f"{decision.warm_pool_max_prepared_capacity}"
+            )
+        action = ", ".join(actions) or "no change"
         self.logger.info(
             f"Scaling evaluation for queue {self.settings.queue!r}: {action}",
             extra={
                 "queue": self.settings.queue,
                 "observation": observation_summary(observation, previous),
-                "decision": decision_summary(decision, current),
+                "decision": decision_summary(decision, observation, previous),
                 "reasons": list(decision.reasons),
             },
         )
@@ -193,3 +242,25 @@ class Scaler:
             emit_metrics(observation, decision, self.settings.queue)
         except Exception:
             self.logger.exception("Publishing the scaler's metrics failed; scaling is unaffected")
+
+
+def _unset(value: int | None) -> str:
+    return "unset" if value is None else str(value)
+
+
+def _scale_out_only(decision: Decision, previous: ScalerState) -> Decision:
+    """The push evaluation's part of a decision: its scale-out, nothing else.
+
+    No drain, no warm pool change, and the demand history and scale-in time stay as read.
+    """
+    return replace(
+        decision,
+        drain_instance_ids=(),
+        warm_pool_max_prepared_capacity=None,
+        state=replace(
+            decision.state,
+            demand_peaks=previous.demand_peaks,
+            last_scale_in_at=previous.last_scale_in_at,
+        ),
+        reasons=(*decision.reasons, SCALE_OUT_ONLY_REASON),
+    )

@@ -2,14 +2,20 @@
 
 Observation is one DescribeAutoScalingGroups call (capacity, bounds, instances with lifecycle
 state and protection, and the tags that hold the scaler state), plus DescribeInstances for
-launch times when drains are possible (they pick the oldest instances first).
+launch times when drains are possible (they pick the oldest instances first), plus
+DescribeWarmPool (all pages) when the group has a warm pool. Warm instances (lifecycle states
+``Warmed:*``) belong to the pool, never to the group's instances: they are not in desired
+capacity, run no agent, and are never drained by the scaler. A pool whose Status is
+PendingDelete is read as no pool.
 
 Acting: SetDesiredCapacity (HonorCooldown false) to scale out, only upward, through the
 protocol in ``agent_scaler.scale_out``: the push trigger and the schedule may overlap, and any
 interleaving of their scale-outs ends at the highest capacity either wanted. Drains are
 TerminateInstanceInAutoScalingGroup with ShouldDecrementDesiredCapacity, which runs the group's
 terminating lifecycle hook; every instance is tried and the ones that drained are reported even
-when others failed. Tags change only when the state did.
+when others failed. Tags change only when the state did. PutWarmPool changes only the pool's
+MaxGroupPreparedCapacity, passing MinSize, PoolState and ReuseOnScaleIn back as read (the call
+replaces the whole configuration).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from agent_scaler.policy import GroupObservation, Instance
+from agent_scaler.policy import WARMED_PREFIX, GroupObservation, Instance, WarmPool
 from agent_scaler.scale_out import (
     ScaleOutError,
     ScaleOutResult,
@@ -51,12 +57,21 @@ class GroupRead:
 
 
 def read_group(
-    autoscaling: Any, ec2: Any, group_name: str, *, with_launch_times: bool
+    autoscaling: Any,
+    ec2: Any,
+    group_name: str,
+    *,
+    with_launch_times: bool,
+    with_warm_pool: bool = False,
 ) -> GroupRead:
-    """Observe the group; raises ``GroupNotFoundError`` when it does not exist."""
+    """Observe the group (and its warm pool when asked); raises ``GroupNotFoundError``."""
     document = _describe(autoscaling, group_name)
     launch_times: dict[str, float] = {}
-    instance_documents = document.get("Instances", [])
+    instance_documents = [
+        item
+        for item in document.get("Instances", [])
+        if not str(item.get("LifecycleState", "")).startswith(WARMED_PREFIX)
+    ]
     if with_launch_times and instance_documents:
         launch_times = _launch_times(ec2, [i["InstanceId"] for i in instance_documents])
     instances = tuple(
@@ -74,8 +89,64 @@ def read_group(
         min_size=document["MinSize"],
         max_size=document["MaxSize"],
         instances=instances,
+        warm_pool=read_warm_pool(autoscaling, group_name) if with_warm_pool else None,
     )
     return GroupRead(group=group, tags=tags_by_key(document.get("Tags", [])))
+
+
+def read_warm_pool(autoscaling: Any, group_name: str) -> WarmPool | None:
+    """The group's warm pool and its instances (every page); None when it has none.
+
+    A pool being deleted (Status PendingDelete) is read as none: it takes no new instances.
+    """
+    configuration: dict[str, Any] | None = None
+    instances: list[Instance] = []
+    paginator = autoscaling.get_paginator("describe_warm_pool")
+    for page in paginator.paginate(AutoScalingGroupName=group_name):
+        configuration = page.get("WarmPoolConfiguration") or configuration
+        instances.extend(
+            Instance(
+                instance_id=item["InstanceId"],
+                lifecycle_state=item["LifecycleState"],
+                protected_from_scale_in=bool(item.get("ProtectedFromScaleIn", False)),
+            )
+            for item in page.get("Instances", [])
+        )
+    if not configuration or configuration.get("Status") == "PendingDelete":
+        return None
+    max_prepared = configuration.get("MaxGroupPreparedCapacity")
+    reuse = configuration.get("InstanceReusePolicy") or {}
+    return WarmPool(
+        min_size=int(configuration.get("MinSize", 0)),
+        # Unset is reported as absent or as -1 (the value PutWarmPool takes to unset it).
+        max_group_prepared_capacity=None
+        if max_prepared is None or max_prepared < 0
+        else int(max_prepared),
+        pool_state=str(configuration.get("PoolState", "Stopped")),
+        reuse_on_scale_in=bool(reuse.get("ReuseOnScaleIn", False)),
+        instances=tuple(instances),
+    )
+
+
+def put_warm_pool(autoscaling: Any, group_name: str, max_prepared: int, pool: WarmPool) -> None:
+    """Set the warm pool's MaxGroupPreparedCapacity, keeping the rest of it as read.
+
+    Raises ``ScalingActionError`` naming the call when it fails.
+    """
+    try:
+        autoscaling.put_warm_pool(
+            AutoScalingGroupName=group_name,
+            MaxGroupPreparedCapacity=max_prepared,
+            MinSize=pool.min_size,
+            PoolState=pool.pool_state,
+            InstanceReusePolicy={"ReuseOnScaleIn": pool.reuse_on_scale_in},
+        )
+    except (ClientError, BotoCoreError) as exc:
+        before = pool.max_group_prepared_capacity
+        raise ScalingActionError(
+            f"setting the warm pool's MaxGroupPreparedCapacity {before} -> {max_prepared} "
+            f"failed: {exc}"
+        ) from exc
 
 
 def scale_out(

@@ -3,7 +3,10 @@
 - ``lambda_handler``: the EventBridge schedule (every minute). Evaluates every
   max(PollInterval, the API's poll-duration header) seconds for about 50 s (see ``poll_loop``),
   holding the schedule lease (see ``lease``): an invocation that finds the previous one still
-  evaluating changes nothing and says so.
+  evaluating changes nothing and says so. With ``POLL_WITHIN_INVOCATION`` false (the stack's
+  choice when the push trigger is on) it evaluates once per invocation: the push function
+  reacts to new jobs, the schedule drains, sizes the warm pool and catches up once a minute,
+  for a fraction of the Lambda time.
 - ``push_handler``: an SQS batch of Buildkite "Job Scheduled" events (partner event bus rule ->
   SQS -> this function, with a batching window, so a burst of N events costs O(1)
   evaluations). Evaluates once per batch that holds an event for this queue, and only ever
@@ -125,6 +128,7 @@ def run_scheduled(
             on_failure=lambda error: logger.error(
                 f"Evaluation failed ({type(error).__name__}): {error}", exc_info=error
             ),
+            repeat=settings.poll_within_invocation,
         )
         return {"evaluations": result.evaluations}
 

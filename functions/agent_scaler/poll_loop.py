@@ -13,6 +13,10 @@ type (bad settings, group not found, token missing or refused) ends the loop at 
 it every 10 s would only hammer the API with the same failing call. Either way, when any
 evaluation failed, the loop raises the last error at the end (noting how many failed), so the
 invocation fails and Lambda's error metric and alarms see it.
+
+With ``repeat=False`` (``POLL_WITHIN_INVOCATION`` false: the push trigger reacts to new jobs
+within seconds, so the schedule only has to catch up once a minute) the loop evaluates exactly
+once and never sleeps; a failure is raised the same way.
 """
 
 from __future__ import annotations
@@ -45,12 +49,14 @@ def run_poll_loop(
     window_s: float = DEFAULT_WINDOW_S,
     permanent_errors: tuple[type[Exception], ...] = (),
     on_failure: Callable[[Exception], None] = _ignore,
+    repeat: bool = True,
 ) -> LoopResult:
     """Run ``evaluate`` (which returns the API's poll interval, or None) repeatedly.
 
     Stops when the next evaluation would start ``window_s`` or more after the first one, or
     when, after the wait, less than ``evaluation_budget_s`` of the invocation would remain, or
-    after a permanent error. Raises the last error when any evaluation failed.
+    after a permanent error, or after the first evaluation when ``repeat`` is false. Raises
+    the last error when any evaluation failed.
     """
     started = clock()
     evaluations = 0
@@ -65,6 +71,8 @@ def run_poll_loop(
             on_failure(error)
             if isinstance(error, permanent_errors):
                 break
+        if not repeat:
+            break
         wait_s = max(poll_interval_s, api_interval_s or 0.0)
         next_start = clock() + wait_s
         if next_start - started >= window_s:

@@ -9,7 +9,9 @@ desired capacity: + instances added, - instances drained, 0 none), ScalerEvaluat
 heartbeat the "scaler stalled" alarm watches), ScheduledJobsAtMaxSize (the scheduled jobs when
 desired capacity is at the group's MaxSize after the decision, else 0: the "capacity capped"
 alarm) and InstancesNotRegistered (in-service instances past the registration timeout without a
-registered agent; 0 when none, so an alarm on it always has data). Flushed once per evaluation.
+registered agent; 0 when none, so an alarm on it always has data) and WarmPoolInstances (the
+instances in the group's warm pool, ``Warmed:*``; only when the evaluation read the pool).
+Flushed once per evaluation.
 """
 
 from __future__ import annotations
@@ -57,24 +59,61 @@ def observation_summary(observation: Observation, state: ScalerState) -> dict[st
             "unprotected_instances": sum(
                 1 for i in group.instances if not i.protected_from_scale_in
             ),
+            "warm_pool": _warm_pool_summary(observation),
         },
         "state": {
             "last_scale_out_at": _time(state.last_scale_out_at),
             "last_scale_in_at": _time(state.last_scale_in_at),
+            "demand_peaks": len(state.demand_peaks),
         },
     }
 
 
-def decision_summary(decision: Decision, current_desired: int) -> dict[str, Any]:
-    """The decision as log fields."""
+def _warm_pool_summary(observation: Observation) -> dict[str, Any] | None:
+    """The warm pool as read (None: no pool, or not read by this evaluation)."""
+    pool = observation.group.warm_pool
+    if pool is None:
+        return None
     return {
+        "min_size": pool.min_size,
+        "max_group_prepared_capacity": pool.max_group_prepared_capacity,
+        "pool_state": pool.pool_state,
+        "reuse_on_scale_in": pool.reuse_on_scale_in,
+        "instances": dict(Counter(i.lifecycle_state for i in pool.instances)),
+    }
+
+
+def decision_summary(
+    decision: Decision, observation: Observation, previous: ScalerState
+) -> dict[str, Any]:
+    """The decision as log fields.
+
+    ``drain_rule`` says which rule drains: "provably idle" (rule 5: DisableScaleIn false, no
+    jobs and no busy agents; it records the scale-in time for ScaleInCooldownPeriod) or "idle
+    tail" (rule 7: above the most demand wanted over ScaleInDemandWindow; the terminating
+    lifecycle hook lets a running job finish first). When the decision resizes the warm pool,
+    ``warm_pool_max_prepared_capacity`` is the new MaxGroupPreparedCapacity and ``..._before``
+    the value read (None = unset).
+    """
+    current = observation.group.desired_capacity
+    summary: dict[str, Any] = {
         "target_capacity": decision.target_capacity,
-        "desired_capacity_before": current_desired,
+        "desired_capacity_before": current,
         "desired_capacity": decision.desired_capacity,
         "drain_instance_ids": list(decision.drain_instance_ids),
-        "capacity_change": decision.capacity_change(current_desired),
+        "capacity_change": decision.capacity_change(current),
         "unregistered_instance_ids": list(decision.unregistered_instance_ids),
     }
+    if decision.drain_instance_ids:
+        provably_idle = decision.state.last_scale_in_at != previous.last_scale_in_at
+        summary["drain_rule"] = "provably idle" if provably_idle else "idle tail"
+    if decision.warm_pool_max_prepared_capacity is not None:
+        pool = observation.group.warm_pool
+        summary["warm_pool_max_prepared_capacity"] = decision.warm_pool_max_prepared_capacity
+        summary["warm_pool_max_prepared_capacity_before"] = (
+            None if pool is None else pool.max_group_prepared_capacity
+        )
+    return summary
 
 
 def emit_metrics(observation: Observation, decision: Decision, queue: str) -> None:
@@ -112,6 +151,9 @@ def emit_metrics(observation: Observation, decision: Decision, queue: str) -> No
         ("InstancesNotRegistered", len(decision.unregistered_instance_ids)),
     ):
         emf.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    pool = observation.group.warm_pool
+    if pool is not None:
+        emf.add_metric(name="WarmPoolInstances", unit=MetricUnit.Count, value=len(pool.instances))
     emf.flush_metrics(raise_on_empty_metrics=True)
 
 

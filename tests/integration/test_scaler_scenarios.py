@@ -37,7 +37,7 @@ from moto.server import ThreadedMotoServer
 from tools.buildkite_emulator import BuildkiteEmulator
 from tools.invoke_scaler import LocalContext, environment, invoke, main
 from tools.testing.autoscaling import create_group
-from tools.testing.iam_contract import role_policies
+from tools.testing.iam_contract import PUSH_TRIGGER, ContractStack, role_policies
 from tools.testing.moto_iam import administrator, enforcing_iam, principal_with
 
 pytestmark = pytest.mark.integration
@@ -320,6 +320,51 @@ def test_push_trigger_never_drains(fleet: Fleet) -> None:
     )
 
     assert fleet.instance_ids() == instance_ids
+
+
+# --- the warm pool --------------------------------------------------------------------------------
+
+
+def with_a_warm_pool(fleet: Fleet, max_prepared: int = 1) -> None:
+    fleet.autoscaling.put_warm_pool(
+        AutoScalingGroupName=GROUP,
+        MaxGroupPreparedCapacity=max_prepared,
+        MinSize=0,
+        PoolState="Stopped",
+        InstanceReusePolicy={"ReuseOnScaleIn": True},
+    )
+
+
+def test_the_scheduled_scaler_of_a_stack_with_a_pool_sizes_it_under_its_role(
+    fleet: Fleet, scaler_log: io.StringIO
+) -> None:
+    with_a_warm_pool(fleet)
+    pool_role = ContractStack.from_template({**PUSH_TRIGGER, "EnableWarmPool": "true"})
+    credentials = principal_with(
+        fleet.iam, "agent-scaler-with-pool", pool_role.role_policies("AgentScalerRole")
+    )
+    fleet.emulator.control.enqueue_jobs(QUEUE, count=3)
+
+    evaluate_once(fleet, **credentials, WARM_POOL_ENABLED="true")
+
+    assert fleet.desired() == 3
+    pool = fleet.autoscaling.describe_warm_pool(AutoScalingGroupName=GROUP)
+    assert pool["WarmPoolConfiguration"]["MaxGroupPreparedCapacity"] == 3
+    (line,) = evaluations(scaler_log)
+    assert line["decision"]["warm_pool_max_prepared_capacity"] == 3
+
+
+def test_the_push_scaler_never_reads_the_pool_its_role_does_not_allow(fleet: Fleet) -> None:
+    with_a_warm_pool(fleet)
+    fleet.emulator.control.enqueue_jobs(QUEUE, count=2)
+    batch = json.loads((EVENTS / "sqs_job_scheduled.json").read_text())
+
+    env = {**fleet.push_env, "WARM_POOL_ENABLED": "true"}
+    assert invoke(handler.push_handler, batch, env) == {"evaluations": 1}
+
+    assert fleet.desired() == 2
+    pool = fleet.autoscaling.describe_warm_pool(AutoScalingGroupName=GROUP)
+    assert pool["WarmPoolConfiguration"]["MaxGroupPreparedCapacity"] == 1
 
 
 # --- scaling in -----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from tools.cfn_template import load_template
 from tools.testing.aws_calls import AwsCall, AwsCallRecorder
 from tools.testing.iam import Request, allows
 from tools.testing.iam_contract import (
+    CONFIGURATION_CALLS,
     PUSH_TRIGGER,
     REPOSITORY,
     ContractStack,
@@ -32,6 +33,7 @@ CONFIGURATIONS = {
         **PUSH_TRIGGER,
         "BuildkiteAgentTokenParameterStoreKMSKey": "1234abcd-12ab-34cd-56ef-1234567890ab",
     },
+    "warm pool": {**PUSH_TRIGGER, "EnableWarmPool": "true"},
 }
 
 
@@ -76,6 +78,42 @@ def test_lambda_can_poll_every_event_source_and_write_logs_and_traces(
 ) -> None:
     assert stack.root.of_type("AWS::Lambda::EventSourceMapping"), "no event source to check"
     assert lambda_service_violations(stack) == []
+
+
+def test_the_warm_pool_calls_were_recorded_and_are_checked_with_the_pool(
+    calls: list[AwsCall],
+) -> None:
+    """The configuration-only calls are not waved through: the pool configuration checks them."""
+    made = {(call.service, call.operation) for call in calls}
+    assert set(CONFIGURATION_CALLS) <= made, "the scaler tests made no warm pool call"
+    with_pool = ContractStack.from_template(CONFIGURATIONS["warm pool"])
+    without_pool = ContractStack.from_template(PUSH_TRIGGER)
+    pool_calls = [c for c in calls if (c.service, c.operation) in CONFIGURATION_CALLS]
+    assert all(with_pool.makes(call) for call in pool_calls)
+    assert not any(without_pool.makes(call) for call in pool_calls)
+
+
+@pytest.mark.parametrize(
+    ("role", "parameters", "allowed"),
+    [
+        pytest.param("AgentScalerRole", CONFIGURATIONS["warm pool"], True, id="scaler, pool"),
+        pytest.param("AgentScalerRole", PUSH_TRIGGER, False, id="scaler, no pool"),
+        pytest.param("AgentScalerPushRole", CONFIGURATIONS["warm pool"], False, id="push, pool"),
+    ],
+)
+def test_only_the_scheduled_scaler_of_a_stack_with_a_pool_may_touch_it(
+    role: str, parameters: dict[str, str], allowed: bool
+) -> None:
+    stack = ContractStack.from_template(parameters)
+    context = {f"autoscaling:ResourceTag/{k}": v for k, v in stack.group_tags.items()}
+    policies = stack.role_policies(role)
+    assert allows(policies, Request("autoscaling:DescribeWarmPool", "*")) is allowed
+    resize = Request("autoscaling:PutWarmPool", stack.group_arn, context)
+    assert allows(policies, resize) is allowed
+    if allowed:
+        # Only this stack's group: not the pool of another group in the account.
+        other = Request("autoscaling:PutWarmPool", group_arn("someone-elses-group"), context)
+        assert not allows(policies, other)
 
 
 # --- the contract can fail ---------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_scaler.policy import Decision, GroupObservation, Observation
+from agent_scaler.policy import Decision, GroupObservation, Instance, Observation, WarmPool
 from agent_scaler.reporting import emit_metrics
 from buildkite_api import QueueMetrics
 
@@ -123,7 +123,14 @@ def scaler_metrics() -> list[Produced]:
             poll_interval_s=10.0,
             fetched_at=0.0,
         ),
-        group=GroupObservation(name="agents", desired_capacity=1, min_size=0, max_size=4),
+        group=GroupObservation(
+            name="agents",
+            desired_capacity=1,
+            min_size=0,
+            max_size=4,
+            # A group with a warm pool: every metric the scaler can emit is produced.
+            warm_pool=WarmPool(instances=(Instance("i-warm", "Warmed:Stopped"),)),
+        ),
     )
     decision = Decision(desired_capacity=4, target_capacity=4)
     captured = io.StringIO()

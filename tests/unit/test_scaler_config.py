@@ -82,6 +82,44 @@ def test_every_variable_is_read() -> None:
     )
 
 
+def test_issue_16_settings_default_to_a_demand_window_no_pool_and_looping() -> None:
+    settings = settings_from_env(REQUIRED)
+    assert settings.scaler.scale_in_demand_window == 600
+    assert settings.scaler.drains_wait_for_jobs is True
+    assert settings.scaler.size_warm_pool is False
+    assert settings.warm_pool_enabled is False
+    assert settings.poll_within_invocation is True
+
+
+@pytest.mark.parametrize(
+    ("enabled", "max_prepared", "size_warm_pool"),
+    [
+        ("true", None, True),  # -1 by default: the scaler sizes the pool
+        ("true", "-1", True),
+        ("true", "0", False),  # fixed by the stack
+        ("true", "12", False),
+        ("false", "-1", False),  # no pool, nothing to size
+    ],
+)
+def test_the_scaler_sizes_the_warm_pool_only_when_it_is_on_and_not_fixed(
+    enabled: str, max_prepared: str | None, size_warm_pool: bool
+) -> None:
+    environ = {**REQUIRED, "WARM_POOL_ENABLED": enabled}
+    if max_prepared is not None:
+        environ["WARM_POOL_MAX_PREPARED_CAPACITY"] = max_prepared
+    settings = settings_from_env(environ)
+    assert settings.warm_pool_enabled is (enabled == "true")
+    assert settings.scaler.size_warm_pool is size_warm_pool
+
+
+def test_demand_window_zero_and_once_per_invocation_are_read() -> None:
+    settings = settings_from_env(
+        {**REQUIRED, "SCALE_IN_DEMAND_WINDOW": "0", "POLL_WITHIN_INVOCATION": "False"}
+    )
+    assert settings.scaler.scale_in_demand_window == 0
+    assert settings.poll_within_invocation is False
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -94,6 +132,32 @@ def test_every_variable_is_read() -> None:
         ({"MIN_SIZE": "5", "MAX_SIZE": "3"}, "MinSize (5) must not exceed MaxSize (3)"),
         ({"AGENTS_PER_INSTANCE": "0"}, "AgentsPerInstance must be an integer >= 1 (got 0)"),
         ({"BUILDKITE_AGENT_ENDPOINT": "agent.buildkite.com"}, "must be an http(s) URL"),
+        (
+            {"SCALE_IN_DEMAND_WINDOW": "-60"},
+            "SCALE_IN_DEMAND_WINDOW must be a number of seconds from 0 (off) to 3600 (got -60)",
+        ),
+        (
+            {"SCALE_IN_DEMAND_WINDOW": "7200"},
+            "SCALE_IN_DEMAND_WINDOW must be a number of seconds from 0 (off) to 3600 (got 7200)",
+        ),
+        (
+            {"SCALE_IN_DEMAND_WINDOW": "ten minutes"},
+            "SCALE_IN_DEMAND_WINDOW must be a finite number (got 'ten minutes')",
+        ),
+        ({"WARM_POOL_ENABLED": "on"}, "WARM_POOL_ENABLED must be true or false (got 'on')"),
+        (
+            {"WARM_POOL_MAX_PREPARED_CAPACITY": "-2"},
+            "WARM_POOL_MAX_PREPARED_CAPACITY must be -1 (the scaler sizes the warm pool) or an "
+            "integer >= 0 (got -2)",
+        ),
+        (
+            {"WARM_POOL_MAX_PREPARED_CAPACITY": "auto"},
+            "WARM_POOL_MAX_PREPARED_CAPACITY must be an integer (got 'auto')",
+        ),
+        (
+            {"POLL_WITHIN_INVOCATION": "no"},
+            "POLL_WITHIN_INVOCATION must be true or false (got 'no')",
+        ),
     ],
 )
 def test_bad_settings_are_named(change: dict[str, str | None], message: str) -> None:

@@ -237,6 +237,8 @@ def test_drains_proven_idle_instances_through_the_group(
     assert group["DesiredCapacity"] == 0
     assert group["Instances"] == []
     assert tags(aws)[LAST_SCALE_IN_TAG] == format_time(NOW)
+    (line,) = log_lines(log_output)
+    assert line["decision"]["drain_rule"] == "provably idle"
 
 
 def test_the_push_evaluation_never_drains(aws: dict[str, Any], log_output: io.StringIO) -> None:

@@ -173,3 +173,100 @@ def test_a_permanent_failure_ends_the_loop_at_once() -> None:
         )
     assert calls == [0]
     assert fake.sleeps == []
+
+
+# --- once per invocation (POLL_WITHIN_INVOCATION false: the push trigger is on) ----------------
+
+
+def test_without_repeat_the_loop_evaluates_exactly_once_and_never_sleeps() -> None:
+    fake = FakeTime()
+    result = run_poll_loop(
+        fake.evaluate(),
+        poll_interval_s=10,
+        remaining_s=lambda: 120 - fake.now,
+        evaluation_budget_s=30,
+        clock=fake.clock,
+        sleep=fake.sleep,
+        repeat=False,
+    )
+    assert fake.starts == [0]
+    assert fake.sleeps == []
+    assert result.evaluations == 1
+
+
+def test_without_repeat_a_failed_evaluation_still_fails_the_invocation() -> None:
+    def evaluate() -> float | None:
+        raise RuntimeError("API down")
+
+    with pytest.raises(RuntimeError, match="API down") as raised:
+        run_poll_loop(
+            evaluate,
+            poll_interval_s=10,
+            remaining_s=lambda: 120.0,
+            evaluation_budget_s=30,
+            clock=lambda: 0.0,
+            sleep=lambda _s: pytest.fail("slept"),
+            repeat=False,
+        )
+    assert raised.value.__notes__ == ["1 of 1 evaluation(s) in this invocation failed"]
+
+
+class CountingScaler:
+    """Stands in for the Scaler: counts scheduled evaluations."""
+
+    class metrics_reader:
+        max_call_duration_s = 1.0
+
+    def __init__(self) -> None:
+        self.evaluations = 0
+
+    def evaluate(self, *, scale_in: bool = True) -> object:
+        assert scale_in
+        self.evaluations += 1
+        return type("Evaluation", (), {"api_poll_interval_s": 10.0})()
+
+
+class Context:
+    aws_request_id = "request-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 120_000
+
+
+@pytest.mark.parametrize(
+    ("poll_within_invocation", "evaluations"),
+    [
+        pytest.param(None, 5, id="default: every 10 s for about 50 s"),
+        pytest.param("true", 5, id="true"),
+        pytest.param("false", 1, id="false: once"),
+    ],
+)
+def test_the_scheduled_invocation_evaluates_once_when_polling_within_it_is_off(
+    monkeypatch: pytest.MonkeyPatch, poll_within_invocation: str | None, evaluations: int
+) -> None:
+    from agent_scaler import handler
+
+    for name, value in {
+        "BUILDKITE_QUEUE": "default",
+        "BUILDKITE_AGENT_TOKEN_PARAMETER": "/buildkite/agent-token",
+        "AUTO_SCALING_GROUP_NAME": "agents",
+    }.items():
+        monkeypatch.setenv(name, value)
+    if poll_within_invocation is None:
+        monkeypatch.delenv("POLL_WITHIN_INVOCATION", raising=False)
+    else:
+        monkeypatch.setenv("POLL_WITHIN_INVOCATION", poll_within_invocation)
+    scaler = CountingScaler()
+    monkeypatch.setattr(handler, "_scaler", lambda _settings: scaler)
+    fake = FakeTime()
+
+    result = handler.run_scheduled(
+        {"id": "event-1"},
+        Context(),
+        clock=fake.clock,
+        sleep=fake.sleep,  # type: ignore[arg-type]
+    )
+
+    assert result == {"evaluations": evaluations}
+    assert scaler.evaluations == evaluations
+    assert len(fake.sleeps) == evaluations - 1

@@ -15,6 +15,12 @@ resource kind maps to this stack's resource: any group to the stack's group, any
 the agent token parameter, any table to the stack's table. A call with no rule here fails the
 contract (`NoResourceRule`) instead of being waved through.
 
+Some calls are made only in some configurations (`CONFIGURATION_CALLS`: the scaler reads and
+resizes the warm pool only when the stack has one, and its role allows that only then). A
+recorded call of that kind is checked against the configurations that make it, and skipped in
+the others: there, least privilege means the role does not allow it, which
+tests/templates/test_iam_contract.py checks separately.
+
 The checks (`call_violations`, `lambda_service_violations`, `functions_without_calls`) return
 readable findings; an empty list means the contract holds.
 """
@@ -56,6 +62,7 @@ _DESCRIBE_ONLY = {
     ("autoscaling", "DescribeAutoScalingGroups"),
     ("autoscaling", "DescribeAutoScalingInstances"),
     ("autoscaling", "DescribeLifecycleHooks"),
+    ("autoscaling", "DescribeWarmPool"),
     ("ec2", "DescribeInstances"),
     ("ssm", "ListCommandInvocations"),
 }
@@ -64,6 +71,7 @@ _GROUP_OPERATIONS = {
     "CreateOrUpdateTags",
     "DeleteTags",
     "RecordLifecycleActionHeartbeat",
+    "PutWarmPool",
     "ResumeProcesses",
     "SetDesiredCapacity",
     "SetInstanceProtection",
@@ -72,6 +80,12 @@ _GROUP_OPERATIONS = {
     "UpdateAutoScalingGroup",
 }
 _TABLE_OPERATIONS = {"DeleteItem", "GetItem", "PutItem", "UpdateItem"}
+_WARM_POOL = ("EnableWarmPool", "true")
+# (service, operation) -> the (parameter, value) of the configurations whose functions make it.
+CONFIGURATION_CALLS: dict[tuple[str, str], tuple[str, str]] = {
+    ("autoscaling", "DescribeWarmPool"): _WARM_POOL,
+    ("autoscaling", "PutWarmPool"): _WARM_POOL,
+}
 
 
 class NoResourceRule(LookupError):
@@ -239,6 +253,14 @@ class ContractStack:
         (instance,) = [s for s in data["TagSpecifications"] if s["ResourceType"] == "instance"]
         return _tags(self.fleet, instance["Tags"])
 
+    def makes(self, call: AwsCall) -> bool:
+        """Whether this configuration's functions make ``call`` at all (`CONFIGURATION_CALLS`)."""
+        needed = CONFIGURATION_CALLS.get((call.service, call.operation))
+        if needed is None:
+            return True
+        parameter, value = needed
+        return str(self.root.parameters.get(parameter)) == value
+
     def arn_of_only(self, resource_type: str) -> str:
         found = list(self.root.of_type(resource_type))
         if len(found) != 1:
@@ -317,6 +339,8 @@ def call_violations(stack: ContractStack, calls: Iterable[AwsCall]) -> list[str]
     by_handler = {function.handler: function for function in functions.values()}
     findings: set[str] = set()
     for call in calls:
+        if not stack.makes(call):
+            continue  # made only in other configurations (see CONFIGURATION_CALLS)
         function = by_handler.get(call.entry_point or "")
         candidates = (
             [function]
