@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from tools.demo.fleet import COLD, IDLE_OUT, RESUMED, RETURNED_TO_POOL, EmulatedFleet
+from tools.demo.fleet import (
+    COLD,
+    IDLE_OUT,
+    RESUMED,
+    RETURNED_TO_POOL,
+    WARMING,
+    EmulatedFleet,
+)
 from tools.demo.warm_pool import (
     WARMED_PENDING,
     PoolSettings,
@@ -57,6 +64,7 @@ def test_a_scale_out_resumes_a_prepared_instance_faster_than_a_cold_boot() -> No
     taken = emulation.take(now=100.0)
     assert taken is not None
     assert taken.agents_in_s == RESUME_S
+    assert taken.was_prepared
     assert taken.agents_in_s < PREPARE_S
     assert len(emulation.instances) == 1
     assert emulation.counts.resumed == 1
@@ -76,6 +84,7 @@ def test_an_instance_still_warming_is_taken_after_it_finishes() -> None:
     taken = emulation.take(now=30.0)
     assert taken is not None
     assert taken.agents_in_s == pytest.approx(PREPARE_S - 30.0 + RESUME_S)
+    assert not taken.was_prepared
 
 
 def test_the_pool_refills_after_a_scale_out_and_warms_on_the_clock() -> None:
@@ -296,3 +305,15 @@ def test_without_reuse_an_idle_instance_terminates_and_the_pool_refills_fresh() 
     [refilled] = fleet.warm_pool.instances
     assert refilled.instance_id != instance_id
     assert refilled.state == WARMED_PENDING
+
+
+def test_an_instance_taken_while_warming_is_told_apart_from_a_resume() -> None:
+    fleet, autoscaling, _, _ = fleet_with_pool(prepared=1, reuse=True)
+    assert fleet.warm_pool is not None
+    fleet.warm_pool.instances[0].state = WARMED_PENDING
+    fleet.warm_pool.instances[0].ready_at = 30.0
+    autoscaling.set_desired(1)
+    fleet.step(0.0)
+    [life] = fleet.lives.values()
+    assert life.start == WARMING
+    assert life.boot_delay_s == pytest.approx(30.0 + RESUME_S)

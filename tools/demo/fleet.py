@@ -28,6 +28,8 @@ REMOVED_BY_GROUP = "removed by the group: agents stopped gracefully"
 RETURNED_TO_POOL = "returned to the warm pool (ReuseOnScaleIn)"
 COLD = "cold"
 RESUMED = "resumed"
+# Taken from the pool while still warming: it finishes its preparation, then resumes.
+WARMING = "taken while warming"
 
 
 @dataclass
@@ -37,7 +39,8 @@ class InstanceLife:
     instance_id: str
     in_service_at: float
     boot_delay_s: float = 0.0
-    # COLD: a new instance booting; RESUMED: taken from the warm pool.
+    # COLD: a new instance booting; RESUMED: a prepared one taken from the warm pool; WARMING:
+    # one taken from the pool before it was prepared.
     start: str = COLD
     resumed_from: str | None = None
     registered_at: float | None = None
@@ -113,7 +116,7 @@ class EmulatedFleet:
                     life.registered_at = now
                     self._log(
                         now,
-                        f"{life.instance_id} {'resumed' if life.start == RESUMED else 'booted'}: "
+                        f"{life.instance_id} {'booted' if life.start == COLD else 'resumed'}: "
                         f"{self._agents_per_instance} agent(s) connected"
                         + (
                             "; its script completes the instance_launching hook (moto runs no "
@@ -143,7 +146,11 @@ class EmulatedFleet:
             f"({taken.instance.state}) resuming: agents connect in {taken.agents_in_s:g} s",
         )
         return InstanceLife(
-            instance_id, now, boot_delay_s=taken.agents_in_s, start=RESUMED, resumed_from=source
+            instance_id,
+            now,
+            boot_delay_s=taken.agents_in_s,
+            start=RESUMED if taken.was_prepared else WARMING,
+            resumed_from=source,
         )
 
     def _read_pool_settings(self) -> None:

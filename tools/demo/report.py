@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.buildkite_emulator import JobRecord
-from tools.demo.fleet import RESUMED, RETURNED_TO_POOL, InstanceLife
+from tools.demo.fleet import COLD, RESUMED, RETURNED_TO_POOL, WARMING, InstanceLife
 from tools.demo.replay import Decision, ReplayResult, Sample, format_clock
 from tools.demo.stacks import Deployment
 from tools.demo.warm_pool import WarmPoolEmulation
@@ -103,6 +103,7 @@ class WarmPoolSummary:
 
     pool_state: str
     resumed_from_pool: int
+    taken_while_warming: int
     cold_starts: int
     returned_to_pool: int
     launched_into_pool: int
@@ -182,7 +183,8 @@ def _warm_pool_summary(
     return WarmPoolSummary(
         pool_state=pool.settings.warmed_state,
         resumed_from_pool=sum(1 for life in lives if life.start == RESUMED),
-        cold_starts=sum(1 for life in lives if life.start != RESUMED),
+        taken_while_warming=sum(1 for life in lives if life.start == WARMING),
+        cold_starts=sum(1 for life in lives if life.start == COLD),
         returned_to_pool=sum(1 for life in lives if life.how_left == RETURNED_TO_POOL),
         launched_into_pool=pool.counts.launched_into_pool,
         terminated_from_pool=pool.counts.terminated_from_pool,
@@ -220,7 +222,12 @@ def _warm_pool_lines(pool: WarmPoolSummary | None) -> list[str]:
     return [
         f"  warm pool   played by the demo (moto keeps only the configuration): "
         f"{pool.resumed_from_pool} resumed from the pool in ~{pool.resume_s:g} s, "
-        f"{pool.cold_starts} cold start(s) of {pool.cold_boot_s:g} s, "
+        + (
+            f"{pool.taken_while_warming} taken from it while still warming, "
+            if pool.taken_while_warming
+            else ""
+        )
+        + f"{pool.cold_starts} cold start(s) of {pool.cold_boot_s:g} s, "
         f"{pool.returned_to_pool} returned to the pool on scale-in",
         f"              pool instances min {pool.pool_instances_min}, max "
         f"{pool.pool_instances_max}, mean {pool.pool_instances_mean:.1f}, at the end "

@@ -79,6 +79,8 @@ class Taken:
 
     instance: PoolInstance
     agents_in_s: float
+    # False: it was still warming (Warmed:Pending) and finishes that first.
+    was_prepared: bool = True
 
 
 @dataclass
@@ -152,7 +154,8 @@ class WarmPoolEmulation:
         instance = min(self.instances, key=lambda item: (item.ready_at, item.entered_at))
         self.instances.remove(instance)
         self.counts.resumed += 1
-        return Taken(instance, max(instance.ready_at - now, 0.0) + self.resume_s)
+        prepared = instance.prepared or now >= instance.ready_at
+        return Taken(instance, max(instance.ready_at - now, 0.0) + self.resume_s, prepared)
 
     def give_back(self, now: float, instance_id: str, desired_capacity: int) -> bool:
         """An instance leaving the group on a scale-in: back to the pool when reused (True)."""
