@@ -296,8 +296,9 @@ HOOK
   touch "$ROOT/var/lib/bk-elastic-stack/warm-pool"
   run_systemd_script "$HANDLER" --once
   assert_success
-  assert_called "systemctl start buildkite-agent.service"
+  assert_called "systemctl enable --now buildkite-agent.service"
   [[ ! -e "$ROOT/var/lib/bk-elastic-stack/warm-pool" ]] || fail_with "warm-pool marker left behind"
+  refute_called "lifecycle-action" # no launching hook (no warm pool): nothing to complete
 }
 
 @test "a spot notice on an instance whose agent is not running keeps the handler up" {

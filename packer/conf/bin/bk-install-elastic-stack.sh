@@ -9,6 +9,15 @@
 # tags; the agent token from SSM (decrypted, never echoed, never on a command line, in a file only
 # root and the agent can read); the agent config; the optional env file; the user's bootstrap
 # script; the lifecycle handler; wait for docker; start the agent; signal success.
+#
+# Warm pool (BUILDKITE_LAUNCHING_HOOK_NAME set): the group holds every launch, into the pool
+# (Warmed:Pending:Wait) or straight into service (Pending:Wait), on the launching lifecycle hook.
+# All of the slow work above happens in either case, with a heartbeat on the hook after each slow
+# step; then the boot completes the hook with CONTINUE: before the agent starts on the way to
+# InService, as the very last step on the way into the pool (the group stops or hibernates the
+# instance right after, so nothing may be left running). A failed boot completes it with ABANDON:
+# the group terminates the instance. Later exits from and returns to the pool are the lifecycle
+# handler's: user data runs only on the first boot.
 set -Eeuo pipefail
 
 # shellcheck source-path=SCRIPTDIR
@@ -25,6 +34,9 @@ BK_SIGNING_JWKS="$BK_CONFIG_DIR/signing-key.json"
 BK_VERIFICATION_JWKS="$BK_CONFIG_DIR/verification-key.json"
 BK_SUDOERS_DIR="$BK_ROOT/etc/sudoers.d"
 instance_id=""
+# The Auto Scaling group, looked up when there is a launching lifecycle hook to heartbeat and
+# complete.
+group_name=""
 # Settings of the instance features the hooks and timers read after boot (see prepare_instance).
 INSTANCE_FEATURE_SETTINGS=(BUILDKITE_DOCKER_USERNS_REMAP BUILDKITE_DOCKER_PRUNE_UNTIL
   BUILDKITE_DOCKER_BUILDER_PRUNE_ENABLED BUILDKITE_ENABLE_PRE_EXIT_DISK_CLEANUP
@@ -53,6 +65,11 @@ on_error() {
   bk-telemetry boot-failed || true
   if [[ -z "$instance_id" ]]; then
     instance_id="$(bk_imds instance-id)"
+  fi
+  if [[ -n "$instance_id" && -n "$group_name" ]]; then
+    # The group terminates the instance at once, instead of at the hook's timeout.
+    bk_complete_lifecycle_action "$BUILDKITE_LAUNCHING_HOOK_NAME" "$group_name" "$instance_id" \
+      ABANDON || bk_log "could not abandon the launching lifecycle action"
   fi
   if [[ -n "$instance_id" ]]; then
     bk_aws autoscaling set-instance-health --instance-id "$instance_id" \
@@ -179,7 +196,8 @@ write_settings() {
       "$AWS_REGION" "$AWS_REGION"
     for name in BUILDKITE_STACK_NAME BUILDKITE_STACK_VERSION BUILDKITE_QUEUE \
       BUILDKITE_AGENTS_PER_INSTANCE BUILDKITE_TERMINATE_INSTANCE_AFTER_JOB \
-      BUILDKITE_LIFECYCLE_HOOK_NAME BUILDKITE_TERMINATION_GRACE_PERIOD \
+      BUILDKITE_LIFECYCLE_HOOK_NAME BUILDKITE_LAUNCHING_HOOK_NAME \
+      BUILDKITE_TERMINATION_GRACE_PERIOD \
       BUILDKITE_SECRETS_BUCKET BUILDKITE_SECRETS_BUCKET_REGION \
       BUILDKITE_ARTIFACTS_BUCKET BUILDKITE_ECR_PLUGIN_ENABLED \
       BUILDKITE_DOCKER_LOGIN_PLUGIN_ENABLED BUILDKITE_SECRETS_PLUGIN_ENABLED \
@@ -404,6 +422,41 @@ wait_for_docker() {
   return 1
 }
 
+# find_launching_hook_group: with a launching lifecycle hook, the group that holds this launch on
+# it (without one the boot cannot tell the group it is done, so it fails).
+find_launching_hook_group() {
+  if [[ -z "${BUILDKITE_LAUNCHING_HOOK_NAME:-}" ]]; then
+    return 0
+  fi
+  if ! group_name="$(bk_autoscaling_group "$instance_id")"; then
+    group_name=""
+    bk_log "cannot find the Auto Scaling group of $instance_id to complete the launching lifecycle hook"
+    return 1
+  fi
+  bk_log "the launching lifecycle hook $BUILDKITE_LAUNCHING_HOOK_NAME of $group_name holds this launch until the boot is done"
+}
+
+# launching_heartbeat STEP: after a slow step, restart the launching hook's timeout (the stack's
+# grace period, which may be as short as 30 s). A failed heartbeat only costs time: logged.
+launching_heartbeat() {
+  if [[ -z "$group_name" ]]; then
+    return 0
+  fi
+  bk_aws autoscaling record-lifecycle-action-heartbeat \
+    --lifecycle-hook-name "$BUILDKITE_LAUNCHING_HOOK_NAME" --auto-scaling-group-name "$group_name" \
+    --instance-id "$instance_id" >/dev/null ||
+    bk_log "warning: the launching lifecycle heartbeat after $1 failed"
+}
+
+# complete_launching_hook: let the group carry on with this launch: into service, or into the
+# warm pool (where it stops or hibernates the instance).
+complete_launching_hook() {
+  if [[ -z "$group_name" ]]; then
+    return 0
+  fi
+  bk_complete_lifecycle_action "$BUILDKITE_LAUNCHING_HOOK_NAME" "$group_name" "$instance_id" CONTINUE
+}
+
 # target_lifecycle_state: where the Auto Scaling group is taking the instance ("unknown" when
 # IMDS does not say).
 target_lifecycle_state() {
@@ -414,18 +467,21 @@ target_lifecycle_state() {
 
 # start_agent_if_entering_service: start the agent only when the instance is headed for
 # InService, read again now that the boot is done (the group may have changed its mind).
-#   - InService: start it.
-#   - Warmed:*: booted into a warm pool; the lifecycle handler starts the agent when the
-#     instance enters service (the warm-pool marker).
+#   - InService: complete the launching hook (if any), then start the agent.
+#   - Warmed:*: booted into a warm pool; the agent stays disabled (a resume boot does not start
+#     it) and the lifecycle handler starts it when the instance enters service (the warm-pool
+#     marker). main completes the launching hook last.
 #   - Terminated: drained while booting (scale-in, health replacement, rebalancing); no agent,
 #     so no job dies with the instance. The lifecycle handler completes the lifecycle action.
 #   - anything else (Standby, Detached, not known yet): like a warm pool, the handler starts
-#     the agent if and when the instance enters service.
+#     the agent if and when the instance enters service; main completes the launching hook last
+#     (the group may hold the launch on it, whichever way the instance goes).
 start_agent_if_entering_service() {
   local state
   state="$(target_lifecycle_state)"
   case "$state" in
     InService)
+      complete_launching_hook
       systemctl enable --now "$BK_AGENT_UNIT"
       bk_log "started the agent"
       bk-telemetry boot-completed || true
@@ -433,7 +489,7 @@ start_agent_if_entering_service() {
     Warmed:*)
       bk_log "booted into the warm pool: the agent starts when the instance enters service"
       : >"$BK_WARM_MARKER"
-      systemctl enable "$BK_AGENT_UNIT"
+      agent_left_for_later=true
       ;;
     Terminated)
       bk_log "the group is already terminating this instance: not starting the agent (the lifecycle handler completes the lifecycle action)"
@@ -441,6 +497,7 @@ start_agent_if_entering_service() {
     *)
       bk_log "target lifecycle state '$state': the agent starts when the instance enters service"
       : >"$BK_WARM_MARKER"
+      agent_left_for_later=true
       ;;
   esac
 }
@@ -464,8 +521,10 @@ main() {
   bk_imds_refresh_token
   instance_id="$(bk_imds instance-id)"
   bk_log "instance $instance_id, target lifecycle state '$(target_lifecycle_state)'"
+  find_launching_hook_group
 
   prepare_instance
+  launching_heartbeat "preparing the instance"
   write_settings
   local tags
   tags="$(agent_tags)"
@@ -476,15 +535,24 @@ main() {
   install_sudo_permissions
   install_env_file
   run_bootstrap_script
+  launching_heartbeat "the bootstrap script"
 
   systemctl enable --now bk-lifecycle-handler.service
   wait_for_docker
 
+  local agent_left_for_later=false
   start_agent_if_entering_service
 
   signal_cloudformation 0
   printf 'Completed\n' >"$BK_STATUS_FILE"
-  bk_log "boot completed"
+  if "$agent_left_for_later"; then
+    # Last: into the warm pool, the group stops or hibernates the instance as soon as this
+    # returns; into service, the lifecycle handler starts the agent.
+    complete_launching_hook
+    bk_log "boot completed; the agent starts when the instance enters service"
+  else
+    bk_log "boot completed"
+  fi
 }
 
 # Run when executed; only define the functions when sourced (the template tests call

@@ -158,3 +158,37 @@ bk_agent_state() {
   state="$(systemctl is-active "$BK_AGENT_UNIT" 2>/dev/null)" || true
   printf '%s' "${state:-unknown}"
 }
+
+# bk_autoscaling_group INSTANCE_ID: print the Auto Scaling group the instance belongs to; fails
+# when the group does not know the instance.
+bk_autoscaling_group() {
+  local group
+  group="$(bk_aws autoscaling describe-auto-scaling-instances --instance-ids "$1" \
+    --query 'AutoScalingInstances[0].AutoScalingGroupName' --output text)" || return 1
+  [[ -n "$group" && "$group" != None ]] || return 1
+  printf '%s' "$group"
+}
+
+# bk_complete_lifecycle_action HOOK GROUP INSTANCE_ID RESULT: complete the lifecycle action the
+# hook holds for the instance. Succeeds, with a log line, when the group holds none (completed
+# already, timed out, or the hook never applied to this transition): there is nothing left to do.
+bk_complete_lifecycle_action() {
+  local hook=$1 group=$2 instance=$3 result=$4 errors rc=0
+  errors="$(mktemp)"
+  bk_aws autoscaling complete-lifecycle-action --lifecycle-hook-name "$hook" \
+    --auto-scaling-group-name "$group" --instance-id "$instance" \
+    --lifecycle-action-result "$result" >/dev/null 2>"$errors" || rc=$?
+  if ((rc == 0)); then
+    rm -f "$errors"
+    bk_log "completed the $hook lifecycle action ($result)"
+    return 0
+  fi
+  cat "$errors" >&2
+  if grep -qi 'No active Lifecycle Action' "$errors"; then
+    rm -f "$errors"
+    bk_log "the $hook hook holds no lifecycle action for $instance: nothing to complete"
+    return 0
+  fi
+  rm -f "$errors"
+  return "$rc"
+}

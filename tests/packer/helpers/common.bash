@@ -42,6 +42,8 @@ setup_fakes() {
     BUILDKITE_SCALE_IN_IDLE_PERIOD=600
     BUILDKITE_TERMINATE_INSTANCE_AFTER_JOB=false
     BUILDKITE_LIFECYCLE_HOOK_NAME=instance_terminating
+    # Empty unless the warm pool is on (warm_pool.bats sets it).
+    BUILDKITE_LAUNCHING_HOOK_NAME=
     BUILDKITE_TERMINATION_GRACE_PERIOD=3600
     BUILDKITE_SECRETS_BUCKET=ci-fleet-secrets
     BUILDKITE_SECRETS_BUCKET_REGION=us-east-1
