@@ -57,8 +57,15 @@ build: setup
 
 # The whole control loop on an emulated account: the real templates in moto, the real scaler
 # handler, the Buildkite API emulator, a compressed workload (see python -m tools.demo --help).
+# Two runs of the same workload: the default fleet, then a warm pool fleet (EnableWarmPool) whose
+# report compares its job waits with the first run's. About a minute each.
+DEMO_DIR := build/demo
 demo: build
-	$(BIN)/python -m tools.demo
+	$(BIN)/python -m tools.demo --output-dir $(DEMO_DIR)/default \
+		--summary-json $(DEMO_DIR)/default/summary.json
+	$(BIN)/python -m tools.demo --warm-pool --output-dir $(DEMO_DIR)/warm-pool \
+		--summary-json $(DEMO_DIR)/warm-pool/summary.json \
+		--compare-with $(DEMO_DIR)/default/summary.json
 
 # The fleet simulator on seeded standard traces: the project's real policy against a model of
 # the reference scaler; writes docs/benchmarks.md and its plots (about a minute on 2 cores).

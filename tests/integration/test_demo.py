@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tools.demo.endpoints import running_endpoints
+from tools.demo.endpoints import running_endpoints, warm_pool_instances
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -273,10 +273,14 @@ def test_help_documents_the_options() -> None:
         "--agents-per-instance",
         "--max-size",
         "--keep-running",
+        "--warm-pool",
+        "--resume-delay",
+        "--compare-with",
     ):
         assert option in result.stdout
     assert "AgentsPerInstance" in result.stdout
     assert "MaxSize" in result.stdout
+    assert "EnableWarmPool" in result.stdout
 
 
 class _Interrupted(Exception):
@@ -323,3 +327,126 @@ def test_the_demo_ends_with_the_status_of_its_fleet(demo_run: DemoRun) -> None:
     assert gaps[("monitoring", "ScalerStalledAlarm")]["equivalent"].startswith(
         "PutMetricAlarm buildkite-demo-scaler-stalled"
     )
+
+
+# --- the warm pool run --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def warm_pool_run(demo_run: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """``--warm-pool`` on the same workload, compared with the default run above."""
+    output_dir = tmp_path_factory.mktemp("demo-warm-pool")
+    process = subprocess.run(
+        demo_command(
+            output_dir,
+            "--speed",
+            "0",
+            "--scale-in-idle-period",
+            str(IDLE_PERIOD_S),
+            "--warm-pool",
+            "--compare-with",
+            str(demo_run.output_dir / "summary.json"),
+        ),
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        start_new_session=True,
+    )
+    record_path = output_dir / "summary.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    return DemoRun(process.returncode, process.stdout, process.stderr, 0, output_dir, record)
+
+
+def test_the_warm_pool_run_resumes_prepared_instances_instead_of_booting_cold(
+    demo_run: DemoRun, warm_pool_run: DemoRun
+) -> None:
+    assert warm_pool_run.returncode == 0, warm_pool_run.stderr
+    record = warm_pool_run.record
+    assert record["succeeded"] is True
+    pool = record["summary"]["warm_pool"]
+    assert pool["resumed_from_pool"] >= 1
+    assert (
+        pool["resumed_from_pool"] + pool["taken_while_warming"] + pool["cold_starts"]
+        == record["summary"]["instances_launched"]
+    )
+    assert pool["resume_s"] < pool["cold_boot_s"]
+    # Prepared ahead: the pool holds instances before the first job, none of them in the group.
+    first = record["samples"][0]
+    assert first["warm_pool_instances"] > 0
+    assert first["warm_pool_prepared"] == first["warm_pool_instances"]
+    assert first["desired_capacity"] == 0
+    # The pool is named as played by the demo, not by moto.
+    assert "played by the demo (moto keeps only the configuration)" in warm_pool_run.stdout
+    # The template's own pool and launching hook (EnableWarmPool=true), filled in through the API.
+    gaps = {(gap["stack"], gap["logical_id"]): gap for gap in record["gaps"]}
+    pool_gap = gaps[("fleet", "AgentWarmPool")]
+    assert pool_gap["resource_type"] == "AWS::AutoScaling::WarmPool"
+    assert pool_gap["equivalent"].startswith(f"PutWarmPool on {record['group_name']} with the ")
+    hook = "AgentAutoScaleGroup.LifecycleHookSpecificationList[instance_launching]"
+    assert "autoscaling:EC2_INSTANCE_LAUNCHING" in gaps[("fleet", hook)]["equivalent"]
+    # The default run has neither.
+    assert not any(g["logical_id"] == "AgentWarmPool" for g in demo_run.record["gaps"])
+
+
+def test_the_warm_pool_run_returns_instances_to_the_pool_and_refills_it(
+    warm_pool_run: DemoRun,
+) -> None:
+    pool = warm_pool_run.record["summary"]["warm_pool"]
+    samples = warm_pool_run.record["samples"]
+    # ReuseOnScaleIn (the stack's default): every instance that idled out went back.
+    assert pool["returned_to_pool"] == warm_pool_run.record["summary"]["instances_launched"]
+    assert samples[-1]["desired_capacity"] == 0
+    assert samples[-1]["warm_pool_instances"] == pool["pool_instances_at_end"] > 0
+    assert pool["pool_instances_min"] < pool["pool_instances_max"]
+
+
+def test_the_warm_pool_run_compares_its_waits_with_the_default_run(
+    demo_run: DemoRun, warm_pool_run: DemoRun
+) -> None:
+    assert f"Compared with the default run ({demo_run.output_dir / 'summary.json'})" in (
+        warm_pool_run.stdout
+    )
+    default_wait = demo_run.record["summary"]["wait_mean_s"]
+    warm_wait = warm_pool_run.record["summary"]["wait_mean_s"]
+    assert warm_wait < default_wait
+    assert re.search(r"wait mean \(s\)\s+[0-9.]+\s+[0-9.]+\s+0\.[0-9]+x", warm_pool_run.stdout)
+
+
+def test_moto_lists_the_emulated_pool_in_describe_warm_pool() -> None:
+    listed = [{"InstanceId": "i-warm0000000000001", "LifecycleState": "Warmed:Stopped"}]
+    with running_endpoints("demo-test-token") as endpoints:
+        autoscaling = endpoints.client("autoscaling")
+        autoscaling.create_launch_configuration(
+            LaunchConfigurationName="lc", ImageId="ami-12c6146b", InstanceType="t3.large"
+        )
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName="group",
+            LaunchConfigurationName="lc",
+            MinSize=0,
+            MaxSize=2,
+            AvailabilityZones=["us-east-1a"],
+        )
+        autoscaling.put_warm_pool(AutoScalingGroupName="group", MinSize=1)
+        assert autoscaling.describe_warm_pool(AutoScalingGroupName="group")["Instances"] == []
+        with warm_pool_instances(lambda group: listed if group == "group" else []):
+            answer = autoscaling.describe_warm_pool(AutoScalingGroupName="group")
+        assert [(item["InstanceId"], item["LifecycleState"]) for item in answer["Instances"]] == [
+            ("i-warm0000000000001", "Warmed:Stopped")
+        ]
+        assert answer["WarmPoolConfiguration"]["MinSize"] == 1
+        # Restored on the way out.
+        assert autoscaling.describe_warm_pool(AutoScalingGroupName="group")["Instances"] == []
+
+
+def test_warm_pool_options_need_the_warm_pool() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.demo", "--warm-pool-min-size", "2"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--warm-pool-min-size: only with --warm-pool" in result.stderr

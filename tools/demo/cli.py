@@ -1,7 +1,8 @@
 """Run the fleet's control loop locally: moto + the Buildkite emulator + the real scaler.
 
     python -m tools.demo [--workload mixed|burst|steady|short|TRACE.csv] [--speed 10]
-        [--duration 1200] [--agents-per-instance 1] [--max-size 6] [--keep-running] ...
+        [--duration 1200] [--agents-per-instance 1] [--max-size 6] [--keep-running]
+        [--warm-pool [--resume-delay S] [--compare-with DEFAULT_RUN.json]] ...
 
 What happens: moto (AWS) and the Buildkite agent API emulator start on 127.0.0.1 ports the OS
 picks; nested/network.yaml, nested/storage.yaml, nested/fleet.yaml and nested/monitoring.yaml
@@ -14,6 +15,14 @@ the fleet; the end shows a summary, the path of a timeline PNG and the status sc
 (``tools.status``). Times (durations, boot delay, idle period) are virtual seconds; --speed says
 how many pass per wall-clock second.
 
+With ``--warm-pool`` the fleet stack is created with EnableWarmPool=true, OnDemandPercentage=100
+and one instance type. moto keeps the pool's configuration but never puts an instance in it, so
+the demo's fleet plays the pool (``tools.demo.warm_pool``): prepared instances wait in
+Warmed:Stopped, a scale-out resumes one (``--resume-delay``) instead of booting cold, the pool
+refills, and with ReuseOnScaleIn an instance leaving the group returns to it. moto's
+DescribeWarmPool lists those instances, so the scaler reads them. ``--compare-with`` puts the
+default run's waits (its ``--summary-json``) beside this run's.
+
 Exit status: 0 when every job finished and none was interrupted; 1 when not (or a step failed,
 with the reason); 2 for bad options; 130 on Ctrl-C. Both servers stop on every exit path. The
 agent token is random per run, stored only in moto's SSM and the emulator, and never printed.
@@ -22,17 +31,20 @@ agent token is random per run, stored only in moto's SSM and the emulator, and n
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
 import re
 import secrets
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from urllib.parse import quote
 
-from tools.demo.endpoints import AWS_REGION, Endpoints, running_endpoints
+from tools.demo.endpoints import AWS_REGION, Endpoints, running_endpoints, warm_pool_instances
 from tools.demo.fleet import EmulatedFleet
 from tools.demo.replay import (
     Replay,
@@ -43,6 +55,7 @@ from tools.demo.replay import (
 )
 from tools.demo.report import (
     LiveTable,
+    comparison_lines,
     plot_timeline,
     summarize,
     summary_lines,
@@ -50,7 +63,14 @@ from tools.demo.report import (
     write_json_summary,
 )
 from tools.demo.scaler_log import ship_scaler_log
-from tools.demo.stacks import Deployment, DeploymentError, FleetParameters, deploy
+from tools.demo.stacks import (
+    Deployment,
+    DeploymentError,
+    FleetParameters,
+    WarmPoolParameters,
+    deploy,
+)
+from tools.demo.warm_pool import POOL_STATES, PoolSettings, WarmPoolEmulation
 from tools.demo.workload import BUILT_IN, load_workload
 from tools.simulate.traces import TraceJob
 from tools.status.cli import screen
@@ -61,6 +81,13 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 TICK_S = 5.0
+# The simulator's medians from published measurements (tools/simulate/config.py cites them):
+# a cold boot to registered agents 75 s, a warm pool resume 36 s. The demo's --boot-delay is
+# compressed; its default --resume-delay keeps that ratio.
+COLD_BOOT_MEDIAN_S = 75.0
+RESUME_MEDIAN_S = 36.0
+# A scale-in instance that returns to the pool stops again (the demo's compressed figure).
+RETURN_TO_POOL_S = 15.0
 # The nested templates' ParentStackName pattern.
 STACK_NAME = re.compile(r"[a-zA-Z][-a-zA-Z0-9]{0,40}")
 
@@ -76,6 +103,12 @@ what it does:
      scaler's log and its environment as env.json)
   5. ends with python -m tools.status for the demo's fleet stack (the scaler's log shipped to
      its log group in moto, the monitoring stack's alarms)
+
+--warm-pool: the fleet stack gets EnableWarmPool=true, OnDemandPercentage=100 and one
+instance type. moto stores the pool's configuration but never launches instances into it;
+the demo's fleet plays the pool (prepared Warmed:Stopped instances, resume on scale-out,
+refill, return on scale-in with ReuseOnScaleIn) and says so. make demo runs the default run,
+then the warm-pool run with --compare-with the default run's JSON.
 
 exit status: 0 every job finished and none was interrupted; 1 otherwise or on a failure (the
 reason is printed); 2 bad options; 130 Ctrl-C. Both servers stop on every exit path.
@@ -139,6 +172,47 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="time from InService to the instance's agents connecting",
     )
+    warm = parser.add_argument_group("warm pool (EnableWarmPool)")
+    warm.add_argument(
+        "--warm-pool",
+        action="store_true",
+        help="deploy with EnableWarmPool=true, OnDemandPercentage=100 and one instance type; "
+        "the demo's fleet plays the pool moto lacks",
+    )
+    warm.add_argument(
+        "--resume-delay",
+        type=float,
+        default=argparse.SUPPRESS,
+        metavar="SECONDS",
+        help="time from a warm instance leaving the pool to its agents connecting (default: "
+        f"--boot-delay x {RESUME_MEDIAN_S:g}/{COLD_BOOT_MEDIAN_S:g}, the simulator's published "
+        "medians of a resume and a cold boot)",
+    )
+    warm.add_argument(
+        "--warm-pool-min-size", type=int, default=0, metavar="N", help="WarmPoolMinSize"
+    )
+    warm.add_argument(
+        "--warm-pool-max-prepared-capacity",
+        type=int,
+        default=-1,
+        metavar="N",
+        help="WarmPoolMaxPreparedCapacity (-1: the scaler sizes the pool from recent demand)",
+    )
+    warm.add_argument(
+        "--warm-pool-state", choices=POOL_STATES, default="Stopped", help="WarmPoolState"
+    )
+    warm.add_argument(
+        "--warm-pool-reuse-on-scale-in",
+        choices=("true", "false"),
+        default="true",
+        help="WarmPoolReuseOnScaleIn",
+    )
+    warm.add_argument(
+        "--compare-with",
+        type=Path,
+        metavar="SUMMARY.json",
+        help="another run's --summary-json: its job waits are shown beside this run's",
+    )
     parser.add_argument("--queue", default="default", help="BuildkiteQueue")
     parser.add_argument(
         "--stack-name", default="buildkite-demo", help="ParentStackName of the nested stacks"
@@ -176,6 +250,42 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error("--stack-name must start with a letter and hold only letters, digits and -")
     if not args.queue or "'" in args.queue:
         parser.error("--queue must be non-empty and hold no single quote")
+    if getattr(args, "resume_delay", 0.0) < 0:
+        parser.error("--resume-delay must be 0 or more")
+    pool_options = {
+        "--resume-delay": hasattr(args, "resume_delay"),
+        "--warm-pool-min-size": args.warm_pool_min_size != 0,
+        "--warm-pool-max-prepared-capacity": args.warm_pool_max_prepared_capacity != -1,
+        "--warm-pool-state": args.warm_pool_state != "Stopped",
+        "--warm-pool-reuse-on-scale-in": args.warm_pool_reuse_on_scale_in != "true",
+    }
+    given = [option for option, set_ in pool_options.items() if set_]
+    if given and not args.warm_pool:
+        parser.error(f"{', '.join(given)}: only with --warm-pool")
+    if args.warm_pool_min_size < 0 or args.warm_pool_max_prepared_capacity < -1:
+        parser.error(
+            "--warm-pool-min-size must be 0 or more, --warm-pool-max-prepared-capacity -1 or more"
+        )
+    if args.compare_with is not None and not args.compare_with.is_file():
+        parser.error(f"--compare-with {args.compare_with}: no such file")
+
+
+def resume_delay(args: argparse.Namespace) -> float:
+    """--resume-delay, or the compressed boot delay scaled by the published medians' ratio."""
+    if hasattr(args, "resume_delay"):
+        return float(args.resume_delay)
+    return round(args.boot_delay * RESUME_MEDIAN_S / COLD_BOOT_MEDIAN_S, 1)
+
+
+def warm_pool_parameters(args: argparse.Namespace) -> WarmPoolParameters | None:
+    if not args.warm_pool:
+        return None
+    return WarmPoolParameters(
+        min_size=args.warm_pool_min_size,
+        max_prepared_capacity=args.warm_pool_max_prepared_capacity,
+        pool_state=args.warm_pool_state,
+        reuse_on_scale_in=args.warm_pool_reuse_on_scale_in == "true",
+    )
 
 
 # The scaler's own output is redirected to its log file during the replay: the demo's lines go
@@ -239,6 +349,8 @@ def _run(args: argparse.Namespace, jobs: list[TraceJob]) -> int:
             list(fleet.lives.values()),
             result,
             submitted=len(jobs),
+            pool=fleet.warm_pool,
+            cold_boot_s=args.boot_delay,
         )
         plot_path = output_dir / "timeline.png"
         plot_timeline(
@@ -246,7 +358,8 @@ def _run(args: argparse.Namespace, jobs: list[TraceJob]) -> int:
             args.agents_per_instance,
             plot_path,
             f"workload {args.workload!r}: AgentsPerInstance {args.agents_per_instance}, "
-            f"MaxSize {args.max_size}, ScaleInIdlePeriod {args.scale_in_idle_period} s",
+            f"MaxSize {args.max_size}, ScaleInIdlePeriod {args.scale_in_idle_period} s"
+            + (", warm pool" if args.warm_pool else ""),
         )
         if args.summary_json is not None:
             write_json_summary(
@@ -261,6 +374,11 @@ def _run(args: argparse.Namespace, jobs: list[TraceJob]) -> int:
         wall_s = time.monotonic() - wall_start
         for line in summary_lines(summary, wall_s, plot_path, output_dir / "scaler.log"):
             _say(line)
+        if args.compare_with is not None:
+            _say()
+            other = json.loads(args.compare_with.read_text(encoding="utf-8"))
+            for line in comparison_lines(summary, other, args.compare_with):
+                _say(line)
         if not result.settled:
             _say(
                 f"  note        the replay stopped at --duration {args.duration:g} s before the "
@@ -293,6 +411,7 @@ def _deploy(args: argparse.Namespace, endpoints: Endpoints, token: str) -> Deplo
         agents_per_instance=args.agents_per_instance,
         max_size=args.max_size,
         scale_in_idle_period=args.scale_in_idle_period,
+        warm_pool=warm_pool_parameters(args),
     )
     return deploy(endpoints.client, parameters, token, lambda line: _say(f"  {line}"))
 
@@ -308,12 +427,19 @@ def _replay(
     _say(
         f"Replaying workload {args.workload!r}: {len(jobs)} jobs, AgentsPerInstance "
         f"{args.agents_per_instance}, MaxSize {args.max_size}, ScaleInIdlePeriod "
-        f"{args.scale_in_idle_period} s, boot {args.boot_delay:g} s, speed "
+        f"{args.scale_in_idle_period} s, boot {args.boot_delay:g} s"
+        + (f", warm pool resume {resume_delay(args):g} s" if args.warm_pool else "")
+        + ", speed "
         f"{'max' if args.speed == 0 else f'{args.speed:g}x'}"
     )
-    table = LiveTable(_say, width=terminal_width(_CONSOLE["stream"]))
-    table.header()
     events: list[str] = []
+
+    def log(at: float, line: str) -> None:
+        events.append(f"{format_clock(at)} {line}")
+
+    pool = _warm_pool(args, endpoints, deployment, log) if args.warm_pool else None
+    table = LiveTable(_say, width=terminal_width(_CONSOLE["stream"]), warm_pool=args.warm_pool)
+    table.header()
     fleet = EmulatedFleet(
         autoscaling=endpoints.client("autoscaling"),
         control=endpoints.emulator.control,
@@ -322,11 +448,22 @@ def _replay(
         agents_per_instance=args.agents_per_instance,
         boot_delay_s=args.boot_delay,
         idle_period_s=args.scale_in_idle_period,
-        log=lambda at, line: events.append(f"{format_clock(at)} {line}"),
+        log=log,
+        warm_pool=pool,
     )
     output_dir: Path = args.output_dir
+    listing = (
+        warm_pool_instances(
+            lambda group: pool.describe_instances() if group == deployment.group_name else []
+        )
+        if pool is not None
+        else contextlib.nullcontext()
+    )
     try:
-        with (output_dir / "scaler.log").open("w", encoding="utf-8") as scaler_log:
+        with (
+            listing,
+            (output_dir / "scaler.log").open("w", encoding="utf-8") as scaler_log,
+        ):
             replay = Replay(
                 jobs=jobs,
                 fleet=fleet,
@@ -341,6 +478,40 @@ def _replay(
             return replay.run(args.duration), fleet
     finally:
         (output_dir / "instances.log").write_text("\n".join(events) + "\n", encoding="utf-8")
+
+
+def _warm_pool(
+    args: argparse.Namespace,
+    endpoints: Endpoints,
+    deployment: Deployment,
+    log: Callable[[float, str], None],
+) -> WarmPoolEmulation:
+    """The pool the demo plays for the group, prepared as if it warmed while the stack was
+    created (moto keeps only its configuration)."""
+    configuration = endpoints.client("autoscaling").describe_warm_pool(
+        AutoScalingGroupName=deployment.group_name
+    )["WarmPoolConfiguration"]
+    numbers = itertools.count(1)
+    pool = WarmPoolEmulation(
+        max_size=args.max_size,
+        prepare_s=args.boot_delay,
+        resume_s=resume_delay(args),
+        return_s=RETURN_TO_POOL_S,
+        new_id=lambda: f"i-warm{next(numbers):013x}",
+        settings=PoolSettings.from_describe(configuration),
+    )
+    for line in pool.prewarm(desired_capacity=0):
+        log(0.0, f"warm pool: {line}")
+    prepared = pool.settings.max_group_prepared_capacity
+    _say(
+        f"  warm pool (played by the demo; moto keeps only its configuration): "
+        f"{len(pool.instances)} instance(s) prepared in {pool.settings.warmed_state}, "
+        f"MinSize {pool.settings.min_size}, MaxGroupPreparedCapacity "
+        f"{'unset (MaxSize)' if prepared is None else prepared}, "
+        f"ReuseOnScaleIn {str(pool.settings.reuse_on_scale_in).lower()}; resume "
+        f"{pool.resume_s:g} s vs cold boot {args.boot_delay:g} s"
+    )
+    return pool
 
 
 def _print_status(args: argparse.Namespace, endpoints: Endpoints, scaler_log: Path) -> None:
@@ -370,6 +541,9 @@ def _scaler_environment(
         min_size=0,
         max_size=args.max_size,
         scale_in_idle_period=args.scale_in_idle_period,
+        warm_pool_max_prepared_capacity=(
+            args.warm_pool_max_prepared_capacity if args.warm_pool else None
+        ),
     )
 
 

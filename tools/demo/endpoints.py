@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from moto.autoscaling.responses import AutoScalingResponse
+from moto.core.responses import ActionResult
 from moto.server import ThreadedMotoServer
 
 from tools.buildkite_emulator import BuildkiteEmulator
@@ -80,3 +82,30 @@ def _quiet_server_logs() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     logging.getLogger("moto").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="Tried to parse", category=UserWarning)
+
+
+@contextmanager
+def warm_pool_instances(
+    instances_of: Callable[[str], list[dict[str, Any]]],
+) -> Iterator[None]:
+    """Make moto's DescribeWarmPool list ``instances_of(group_name)`` as the pool's instances.
+
+    moto answers DescribeWarmPool with the configuration PutWarmPool stored and always
+    ``Instances: []``: it never launches an instance into a pool. The demo's fleet plays the
+    pool (``tools.demo.warm_pool``); while this block runs, moto (which serves from a thread of
+    this process) lists that pool's instances, so the scaler reads them over real HTTP like any
+    other answer. The original handler is restored on the way out.
+    """
+    original = AutoScalingResponse.describe_warm_pool
+
+    def describe_warm_pool(self: AutoScalingResponse) -> ActionResult:
+        group_name = self._get_param("AutoScalingGroupName")
+        configuration = self.autoscaling_backend.describe_warm_pool(group_name=group_name)
+        listed = instances_of(group_name) if configuration is not None else []
+        return ActionResult({"WarmPoolConfiguration": configuration, "Instances": listed})
+
+    AutoScalingResponse.describe_warm_pool = describe_warm_pool  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        AutoScalingResponse.describe_warm_pool = original  # type: ignore[method-assign]

@@ -7,6 +7,11 @@ of them have been idle for ScaleInIdlePeriod they disconnect and the instance te
 through the Auto Scaling API with ShouldDecrementDesiredCapacity, as the ``terminate-instance``
 script does. An instance the group removes by itself (a drain, when scale-in is enabled) goes
 through the terminating lifecycle hook: its agents stop gracefully, finishing running jobs.
+
+With a warm pool (``tools.demo.warm_pool``, which moto does not emulate) an instance moto adds
+to the group is played as one taken from the pool: it connects its agents after the resume
+delay instead of the cold boot delay. An instance leaving on a scale-in goes back to the pool
+when ``ReuseOnScaleIn`` holds (moto has terminated it; the demo keeps it in the pool).
 """
 
 from __future__ import annotations
@@ -16,9 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from tools.buildkite_emulator import EmulatorControl
+from tools.demo.warm_pool import PoolSettings, WarmPoolEmulation
 
 IDLE_OUT = "idle: terminated itself"
 REMOVED_BY_GROUP = "removed by the group: agents stopped gracefully"
+RETURNED_TO_POOL = "returned to the warm pool (ReuseOnScaleIn)"
+COLD = "cold"
+RESUMED = "resumed"
+# Taken from the pool while still warming: it finishes its preparation, then resumes.
+WARMING = "taken while warming"
 
 
 @dataclass
@@ -27,6 +38,11 @@ class InstanceLife:
 
     instance_id: str
     in_service_at: float
+    boot_delay_s: float = 0.0
+    # COLD: a new instance booting; RESUMED: a prepared one taken from the warm pool; WARMING:
+    # one taken from the pool before it was prepared.
+    start: str = COLD
+    resumed_from: str | None = None
     registered_at: float | None = None
     left_at: float | None = None
     how_left: str | None = None
@@ -57,6 +73,7 @@ class EmulatedFleet:
         boot_delay_s: float,
         idle_period_s: float,
         log: Callable[[float, str], None],
+        warm_pool: WarmPoolEmulation | None = None,
     ) -> None:
         self._autoscaling = autoscaling
         self._control = control
@@ -66,6 +83,7 @@ class EmulatedFleet:
         self._boot_delay_s = boot_delay_s
         self._idle_period_s = idle_period_s
         self._log = log
+        self.warm_pool = warm_pool
         self.lives: dict[str, InstanceLife] = {}
         self.group = GroupSnapshot(0, 0, 0)
 
@@ -79,10 +97,11 @@ class EmulatedFleet:
         in_group = {item["InstanceId"]: item["LifecycleState"] for item in group["Instances"]}
         in_service = [iid for iid, state in in_group.items() if state == "InService"]
         self.group = _snapshot(group)
+        if self.warm_pool is not None:
+            self._read_pool_settings()
         for instance_id in in_service:
             if instance_id not in self.lives:
-                self.lives[instance_id] = InstanceLife(instance_id, in_service_at=now)
-                self._log(now, f"{instance_id} launched (InService in moto), booting")
+                self.lives[instance_id] = self._launched(instance_id, now)
         emulated = {record.instance_id: record for record in self._control.instances(self._queue)}
         terminated = False
         for life in self.alive:
@@ -90,21 +109,71 @@ class EmulatedFleet:
             if life.instance_id not in in_group:
                 self._removed_by_group(life, record, now)
             elif life.registered_at is None:
-                if now >= life.in_service_at + self._boot_delay_s:
+                if now >= life.in_service_at + life.boot_delay_s:
                     self._control.register_instance(
                         life.instance_id, self._queue, self._agents_per_instance
                     )
                     life.registered_at = now
                     self._log(
                         now,
-                        f"{life.instance_id} booted: {self._agents_per_instance} agent(s) "
-                        "connected",
+                        f"{life.instance_id} {'booted' if life.start == COLD else 'resumed'}: "
+                        f"{self._agents_per_instance} agent(s) connected"
+                        + (
+                            "; its script completes the instance_launching hook (moto runs no "
+                            "lifecycle actions)"
+                            if self.warm_pool is not None
+                            else ""
+                        ),
                     )
             elif record is not None and self._idled_out(record, now):
                 self._terminate_itself(life, now)
                 terminated = True
         if terminated:
             self.group = _snapshot(self._describe_group())
+        if self.warm_pool is not None:
+            for line in self.warm_pool.advance(now, self.group.desired_capacity):
+                self._log(now, f"warm pool: {line}")
+
+    def _launched(self, instance_id: str, now: float) -> InstanceLife:
+        taken = self.warm_pool.take(now) if self.warm_pool is not None else None
+        if taken is None:
+            self._log(now, f"{instance_id} launched (InService in moto), booting cold")
+            return InstanceLife(instance_id, now, boot_delay_s=self._boot_delay_s)
+        source = taken.instance.instance_id
+        self._log(
+            now,
+            f"{instance_id} launched (InService in moto); played as warm pool instance {source} "
+            f"({taken.instance.state}) resuming: agents connect in {taken.agents_in_s:g} s",
+        )
+        return InstanceLife(
+            instance_id,
+            now,
+            boot_delay_s=taken.agents_in_s,
+            start=RESUMED if taken.was_prepared else WARMING,
+            resumed_from=source,
+        )
+
+    def _read_pool_settings(self) -> None:
+        assert self.warm_pool is not None
+        response = self._autoscaling.describe_warm_pool(AutoScalingGroupName=self._group_name)
+        configuration = response.get("WarmPoolConfiguration")
+        if configuration:
+            self.warm_pool.settings = PoolSettings.from_describe(configuration)
+
+    def _left(self, life: InstanceLife, now: float, how: str) -> None:
+        """The instance left the group: terminated, or back to the warm pool when reused."""
+        life.left_at = now
+        life.how_left = how
+        if self.warm_pool is None:
+            return
+        desired = _snapshot(self._describe_group()).desired_capacity
+        if self.warm_pool.give_back(now, life.instance_id, desired):
+            life.how_left = RETURNED_TO_POOL
+            self._log(
+                now,
+                f"{life.instance_id} returned to the warm pool (ReuseOnScaleIn): stopping "
+                "(moto terminated it; the demo keeps it in its pool)",
+            )
 
     def _idled_out(self, record: Any, now: float) -> bool:
         return (
@@ -119,13 +188,12 @@ class EmulatedFleet:
         self._autoscaling.terminate_instance_in_auto_scaling_group(
             InstanceId=life.instance_id, ShouldDecrementDesiredCapacity=True
         )
-        life.left_at = now
-        life.how_left = IDLE_OUT
         self._log(
             now,
             f"{life.instance_id} idle for {self._idle_period_s:g} s: agents disconnected, "
             "TerminateInstanceInAutoScalingGroup (decrement)",
         )
+        self._left(life, now, IDLE_OUT)
 
     def _removed_by_group(self, life: InstanceLife, record: Any, now: float) -> None:
         if record is not None and record.state == "running":
@@ -133,8 +201,7 @@ class EmulatedFleet:
             self._log(now, f"{life.instance_id} removed by the group: agents stopping gracefully")
             record = self._control.instance(life.instance_id)
         if record is None or record.state == "gone":
-            life.left_at = now
-            life.how_left = REMOVED_BY_GROUP
+            self._left(life, now, REMOVED_BY_GROUP)
 
     def _describe_group(self) -> dict[str, Any]:
         response = self._autoscaling.describe_auto_scaling_groups(

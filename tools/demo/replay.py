@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
+from unittest import mock
 
 from agent_scaler import handler as scaler_handler
 
@@ -68,6 +69,9 @@ class Sample:
     busy_agents: int
     desired_capacity: int
     instances: int
+    # The emulated warm pool's instances (0 without a pool), and how many of them are prepared.
+    warm_pool_instances: int = 0
+    warm_pool_prepared: int = 0
 
 
 @dataclass
@@ -134,6 +138,7 @@ class Replay:
         self._wall_start = time.monotonic()
         self.now = 0.0
         self._next_tick = 0.0
+        self._epoch_start = time.time()
         self._capture = _DecisionCapture(lambda: self.now)
         self.result = ReplayResult()
 
@@ -144,7 +149,8 @@ class Replay:
         self._wall_start = time.monotonic()
         self._advance_to(0.0)
         next_invocation = 0.0
-        with self._scaler_output():
+        self._epoch_start = time.time()
+        with self._scaler_output(), self._virtual_wall_clock():
             while self.now < duration_s:
                 if self.now >= next_invocation:
                     self._invoke_scaler()
@@ -199,6 +205,7 @@ class Replay:
     def _tick(self) -> None:
         self._fleet.step(self.now)
         counts = self._control.queue_counts(self._queue)
+        pool = self._fleet.warm_pool
         sample = Sample(
             at=self.now,
             scheduled_jobs=counts["scheduled_jobs"],
@@ -207,6 +214,8 @@ class Replay:
             busy_agents=counts["busy_agents"],
             desired_capacity=self._fleet.group.desired_capacity,
             instances=len(self._fleet.alive),
+            warm_pool_instances=len(pool.instances) if pool is not None else 0,
+            warm_pool_prepared=pool.prepared_count if pool is not None else 0,
         )
         self.result.samples.append(sample)
         decisions = self._capture.decisions
@@ -247,6 +256,28 @@ class Replay:
         self._fleet.step(self.now)
         self._advance_to(self.now + seconds)
 
+    def epoch_now(self) -> float:
+        """The virtual clock as epoch seconds (the replay's start is its wall-clock start)."""
+        return self._epoch_start + self.now
+
+    @contextlib.contextmanager
+    def _virtual_wall_clock(self) -> Iterator[None]:
+        """The scaler's own clock (cooldowns, the demand window's history) runs virtual time.
+
+        The handler builds its ``Scaler`` with ``time.time``; here each one it builds reads
+        ``epoch_now`` instead, so ScaleInDemandWindow and the cooldowns are virtual seconds like
+        every other time in the demo.
+        """
+        build = scaler_handler._scaler
+
+        def build_on_virtual_time(settings: Any) -> Any:
+            scaler = build(settings)
+            scaler.wall_clock = self.epoch_now
+            return scaler
+
+        with mock.patch.object(scaler_handler, "_scaler", build_on_virtual_time):
+            yield
+
     @contextlib.contextmanager
     def _scaler_output(self) -> Iterator[None]:
         """Send the scaler's log lines and EMF documents to the log file; capture decisions."""
@@ -276,8 +307,14 @@ def scaler_environment(
     min_size: int,
     max_size: int,
     scale_in_idle_period: int,
+    warm_pool_max_prepared_capacity: int | None = None,
 ) -> dict[str, str]:
-    """The scaler function's environment as the root stack sets it, pointed at emulators."""
+    """The scaler function's environment as the root stack sets it, pointed at emulators.
+
+    ``warm_pool_max_prepared_capacity``: None without a warm pool; else WarmPoolMaxPreparedCapacity
+    (-1: the scaler sizes the pool). ScaleInDemandWindow is the compressed ScaleInIdlePeriod, as
+    the stack's defaults make them equal.
+    """
     return {
         **aws_environment,
         "BUILDKITE_QUEUE": queue,
@@ -295,6 +332,13 @@ def scaler_environment(
         "SCALE_OUT_COOLDOWN_PERIOD": "0",
         "SCALE_IN_COOLDOWN_PERIOD": "3600",
         "POLL_INTERVAL": str(POLL_INTERVAL_S),
+        "SCALE_IN_DEMAND_WINDOW": str(scale_in_idle_period),
+        "WARM_POOL_ENABLED": str(warm_pool_max_prepared_capacity is not None).lower(),
+        "WARM_POOL_MAX_PREPARED_CAPACITY": str(
+            -1 if warm_pool_max_prepared_capacity is None else warm_pool_max_prepared_capacity
+        ),
+        # The demo has no push trigger: the scheduled function polls within its invocation.
+        "POLL_WITHIN_INVOCATION": "true",
         "POWERTOOLS_SERVICE_NAME": "agent-scaler",
         "POWERTOOLS_METRICS_NAMESPACE": "Buildkite",
     }

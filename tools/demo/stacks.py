@@ -15,9 +15,12 @@ done to the body first, and reported:
 Afterwards every resource the rendered template declares is looked up in moto's
 ListStackResources; each one moto did not create (and the group's lifecycle hook, which moto
 ignores inside an AutoScalingGroup) becomes a ``Gap`` that names the nearest equivalent the demo
-created through the API instead. The agent token is stored as a SecureString through the SSM
-API, as the storage stack's token function does, and handed to the storage stack as an existing
-parameter (``BuildkiteAgentTokenParameterStorePath``).
+created through the API instead. With ``FleetParameters.warm_pool`` the fleet stack gets
+EnableWarmPool=true, OnDemandPercentage=100 and one instance type; moto's CloudFormation skips
+``AWS::AutoScaling::WarmPool``, so its properties go to PutWarmPool (moto stores the
+configuration; ``tools.demo.warm_pool`` plays the instances). The agent token is stored as a
+SecureString through the SSM API, as the storage stack's token function does, and handed to the
+storage stack as an existing parameter (``BuildkiteAgentTokenParameterStorePath``).
 """
 
 from __future__ import annotations
@@ -96,6 +99,32 @@ class Deployment:
 
 
 @dataclass(frozen=True)
+class WarmPoolParameters:
+    """The fleet's warm pool parameters (EnableWarmPool=true), by their stack names."""
+
+    min_size: int = 0
+    # -1: the scaler sizes the pool from recent demand.
+    max_prepared_capacity: int = -1
+    pool_state: str = "Stopped"
+    reuse_on_scale_in: bool = True
+    # A warm pool needs an on-demand group with one instance type.
+    instance_type: str = "t3.large"
+
+    def stack_parameters(self) -> dict[str, str]:
+        return {
+            "EnableWarmPool": "true",
+            "WarmPoolMinSize": str(self.min_size),
+            "WarmPoolMaxPreparedCapacity": str(self.max_prepared_capacity),
+            "WarmPoolState": self.pool_state,
+            "WarmPoolReuseOnScaleIn": str(self.reuse_on_scale_in).lower(),
+            "OnDemandPercentage": "100",
+            "InstanceTypes": self.instance_type,
+            # The template's check that InstanceTypes names exactly this one type.
+            "WarmPoolInstanceType": self.instance_type,
+        }
+
+
+@dataclass(frozen=True)
 class FleetParameters:
     """The demo's choices for the templates' parameters (everything else keeps its default)."""
 
@@ -109,6 +138,8 @@ class FleetParameters:
     agent_tags: str = ""
     # A SecureString the caller created; empty: the demo puts the token at its own path.
     token_parameter: str = ""
+    # None: no warm pool (the stack's default).
+    warm_pool: WarmPoolParameters | None = None
 
 
 def deploy(
@@ -216,8 +247,13 @@ def _new_launch_template_version(
     group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])[
         "AutoScalingGroups"
     ][0]
-    policy = group["MixedInstancesPolicy"]
-    specification = policy["LaunchTemplate"]["LaunchTemplateSpecification"]
+    # A warm pool fleet has a plain LaunchTemplate; the default one a mixed instances policy.
+    policy = group.get("MixedInstancesPolicy")
+    specification = (
+        policy["LaunchTemplate"]["LaunchTemplateSpecification"]
+        if policy is not None
+        else group["LaunchTemplate"]
+    )
     template_id = specification["LaunchTemplateId"]
     current = ec2.describe_launch_template_versions(
         LaunchTemplateId=template_id, Versions=[specification["Version"]]
@@ -236,18 +272,19 @@ def _new_launch_template_version(
         SourceVersion=str(current["VersionNumber"]),
         LaunchTemplateData={"UserData": user_data},
     )["LaunchTemplateVersion"]["VersionNumber"]
-    autoscaling.update_auto_scaling_group(
-        AutoScalingGroupName=group_name,
-        MixedInstancesPolicy={
-            "LaunchTemplate": {
-                "LaunchTemplateSpecification": {
-                    "LaunchTemplateId": template_id,
-                    "Version": str(version),
-                },
-                "Overrides": policy["LaunchTemplate"].get("Overrides", []),
-            }
-        },
-    )
+    moved = {"LaunchTemplateId": template_id, "Version": str(version)}
+    if policy is None:
+        autoscaling.update_auto_scaling_group(AutoScalingGroupName=group_name, LaunchTemplate=moved)
+    else:
+        autoscaling.update_auto_scaling_group(
+            AutoScalingGroupName=group_name,
+            MixedInstancesPolicy={
+                "LaunchTemplate": {
+                    "LaunchTemplateSpecification": moved,
+                    "Overrides": policy["LaunchTemplate"].get("Overrides", []),
+                }
+            },
+        )
     return Gap(
         "fleet",
         "AgentLaunchTemplate",
@@ -261,6 +298,7 @@ def _fleet_parameters(
     parameters: FleetParameters, network: DeployedStack, storage: DeployedStack
 ) -> dict[str, str]:
     prefix = parameters.parent_stack_name
+    warm_pool = parameters.warm_pool.stack_parameters() if parameters.warm_pool is not None else {}
     return {
         "ParentStackName": prefix,
         # The root stack's id in a real deployment; the demo has no root stack.
@@ -282,6 +320,7 @@ def _fleet_parameters(
         "MaxSize": str(parameters.max_size),
         "BuildkiteAgentTags": parameters.agent_tags,
         "ImageId": DEMO_IMAGE_ID,
+        **warm_pool,
     }
 
 
@@ -409,9 +448,34 @@ def _fill_gap(
             f"AZRebalance suspended on {group} by the az_rebalancing_suspender function's own "
             "code, called directly (moto cannot invoke the root's function)"
         )
+    if resource_type == "AWS::AutoScaling::WarmPool":
+        request = _put_warm_pool_request(properties)
+        clients("autoscaling").put_warm_pool(**request)
+        return (
+            f"PutWarmPool on {request['AutoScalingGroupName']} with the template's properties "
+            "(moto keeps the configuration but never launches instances into a pool: the demo's "
+            "fleet plays the pool, see tools.demo.warm_pool)"
+        )
     if logical_id == "StopBuildkiteAgents":
         return "nothing: on Create the stop_buildkite_agents function only records the group"
     return "not needed by the demo: nothing created instead"
+
+
+def _put_warm_pool_request(properties: Mapping[str, Any]) -> dict[str, Any]:
+    """PutWarmPool's arguments from an AWS::AutoScaling::WarmPool's resolved properties."""
+    request: dict[str, Any] = {"AutoScalingGroupName": properties["AutoScalingGroupName"]}
+    for name in ("MinSize", "MaxGroupPreparedCapacity"):
+        if name in properties:
+            request[name] = int(properties[name])
+    if "PoolState" in properties:
+        request["PoolState"] = properties["PoolState"]
+    reuse = properties.get("InstanceReusePolicy")
+    if reuse is not None:
+        value = reuse.get("ReuseOnScaleIn", False)
+        request["InstanceReusePolicy"] = {
+            "ReuseOnScaleIn": value is True or str(value).lower() == "true"
+        }
+    return request
 
 
 def _alarm_request(properties: Mapping[str, Any]) -> dict[str, Any]:

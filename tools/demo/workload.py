@@ -8,6 +8,9 @@ randomness), so every run of the demo tells the same story:
 - ``burst``: 12 jobs at once, then nothing.
 - ``steady``: a job every 20 seconds for 5 minutes.
 - ``short``: 4 quick jobs in the first half minute (the test's workload).
+- ``waves``: 4 jobs at once, then 5 more after a quiet gap longer than the demo's
+  ScaleInIdlePeriod: with ``--warm-pool`` and ReuseOnScaleIn the second wave resumes the
+  instances the first one returned to the pool.
 
 A path to a CSV in the simulator's trace format (``python -m tools.simulate``) works too.
 """
@@ -40,11 +43,16 @@ def _short() -> list[TraceJob]:
     return [TraceJob(0.0, 40.0), TraceJob(0.0, 50.0), TraceJob(10.0, 40.0), TraceJob(30.0, 30.0)]
 
 
+def _waves() -> list[TraceJob]:
+    return [TraceJob(0.0, 60.0) for _ in range(4)] + [TraceJob(400.0, 60.0) for _ in range(5)]
+
+
 BUILT_IN: dict[str, Callable[[], list[TraceJob]]] = {
     "mixed": _mixed,
     "burst": _burst,
     "steady": _steady,
     "short": _short,
+    "waves": _waves,
 }
 
 
