@@ -25,11 +25,13 @@ NOW = 1_724_051_327.0
 WINDOW = 600.0
 
 
-def metrics(scheduled: int = 0, running: int = 0, idle: int = 0, busy: int = 0) -> QueueMetrics:
+def metrics(
+    scheduled: int = 0, running: int = 0, idle: int = 0, busy: int = 0, waiting: int = 0
+) -> QueueMetrics:
     return QueueMetrics(
         scheduled_jobs=scheduled,
         running_jobs=running,
-        waiting_jobs=0,
+        waiting_jobs=waiting,
         idle_agents=idle,
         busy_agents=busy,
         total_agents=idle + busy,
@@ -222,18 +224,12 @@ def scenarios(draw: st.DrawFn):
             max_group_prepared_capacity=st.none() | st.integers(min_value=0, max_value=30),
         )
     )
-    idle, busy = draw(counts), draw(counts)
-    queue = QueueMetrics(
-        scheduled_jobs=draw(counts),
-        running_jobs=draw(counts),
-        waiting_jobs=draw(counts),
-        idle_agents=idle,
-        busy_agents=busy,
-        total_agents=idle + busy,
-        organization_slug="acme",
-        cluster_name=None,
-        poll_interval_s=10.0,
-        fetched_at=NOW,
+    queue = metrics(
+        scheduled=draw(counts),
+        running=draw(counts),
+        idle=draw(counts),
+        busy=draw(counts),
+        waiting=draw(counts),
     )
     config = ScalerConfig(
         agents_per_instance=draw(st.integers(min_value=1, max_value=4)),
