@@ -12,6 +12,15 @@ With a warm pool (``tools.demo.warm_pool``, which moto does not emulate) an inst
 to the group is played as one taken from the pool: it connects its agents after the resume
 delay instead of the cold boot delay. An instance leaving on a scale-in goes back to the pool
 when ``ReuseOnScaleIn`` holds (moto has terminated it; the demo keeps it in the pool).
+
+Scale-in protection: the instance's lifecycle handler reports idleness to the scaler through
+the instance's ProtectedFromScaleIn. Once its agents are connected, the fleet keeps it true
+while any agent runs a job or finished one less than ``PROTECTION_GRACE_S`` ago, and sets it
+false once all have been idle that long, with SetInstanceProtection in moto, only when it
+changes (moto stores it and DescribeAutoScalingGroups reports it, which is what the scaler's
+idle-tail rule reads). Before its agents connect an instance keeps the group's
+NewInstancesProtectedFromScaleIn. The grace is the handler's own constant in virtual seconds:
+unlike ScaleInIdlePeriod it is not compressed (the demo's clock is real seconds, paced).
 """
 
 from __future__ import annotations
@@ -26,6 +35,9 @@ from tools.demo.warm_pool import PoolSettings, WarmPoolEmulation
 IDLE_OUT = "idle: terminated itself"
 REMOVED_BY_GROUP = "removed by the group: agents stopped gracefully"
 RETURNED_TO_POOL = "returned to the warm pool (ReuseOnScaleIn)"
+# The on-instance lifecycle handler's grace: an instance whose agents have all been idle this
+# long (virtual seconds) is no longer protected from scale-in.
+PROTECTION_GRACE_S = 30.0
 COLD = "cold"
 RESUMED = "resumed"
 # Taken from the pool while still warming: it finishes its preparation, then resumes.
@@ -46,6 +58,13 @@ class InstanceLife:
     registered_at: float | None = None
     left_at: float | None = None
     how_left: str | None = None
+    # ProtectedFromScaleIn as moto last reported it (None: not seen in the group yet), how often
+    # the handler set it false (idle for the grace) and back to true (took a job), and whether
+    # it was false when the group removed the instance.
+    protected: bool | None = None
+    protection_dropped: int = 0
+    protection_restored: int = 0
+    unprotected_when_removed: bool | None = None
 
     @property
     def alive(self) -> bool:
@@ -74,6 +93,7 @@ class EmulatedFleet:
         idle_period_s: float,
         log: Callable[[float, str], None],
         warm_pool: WarmPoolEmulation | None = None,
+        protection_grace_s: float = PROTECTION_GRACE_S,
     ) -> None:
         self._autoscaling = autoscaling
         self._control = control
@@ -84,6 +104,7 @@ class EmulatedFleet:
         self._idle_period_s = idle_period_s
         self._log = log
         self.warm_pool = warm_pool
+        self._protection_grace_s = protection_grace_s
         self.lives: dict[str, InstanceLife] = {}
         self.group = GroupSnapshot(0, 0, 0)
 
@@ -96,6 +117,11 @@ class EmulatedFleet:
         group = self._describe_group()
         in_group = {item["InstanceId"]: item["LifecycleState"] for item in group["Instances"]}
         in_service = [iid for iid, state in in_group.items() if state == "InService"]
+        protection = {
+            item["InstanceId"]: bool(item["ProtectedFromScaleIn"])
+            for item in group["Instances"]
+            if "ProtectedFromScaleIn" in item
+        }
         self.group = _snapshot(group)
         if self.warm_pool is not None:
             self._read_pool_settings()
@@ -104,6 +130,9 @@ class EmulatedFleet:
                 self.lives[instance_id] = self._launched(instance_id, now)
         emulated = {record.instance_id: record for record in self._control.instances(self._queue)}
         terminated = False
+        for life in self.alive:
+            if life.instance_id in protection:
+                life.protected = protection[life.instance_id]
         for life in self.alive:
             record = emulated.get(life.instance_id)
             if life.instance_id not in in_group:
@@ -128,11 +157,57 @@ class EmulatedFleet:
             elif record is not None and self._idled_out(record, now):
                 self._terminate_itself(life, now)
                 terminated = True
+        self._report_idleness(now, emulated, set(in_group))
         if terminated:
             self.group = _snapshot(self._describe_group())
         if self.warm_pool is not None:
             for line in self.warm_pool.advance(now, self.group.desired_capacity):
                 self._log(now, f"warm pool: {line}")
+
+    def _report_idleness(self, now: float, emulated: dict[str, Any], in_group: set[str]) -> None:
+        """The lifecycle handler's part: ProtectedFromScaleIn follows the agents' idleness.
+
+        Set only when it changes; one log line per step with the counts (not one per call).
+        """
+        dropped: list[str] = []
+        restored: list[str] = []
+        for life in self.alive:
+            record = emulated.get(life.instance_id)
+            if life.instance_id not in in_group or life.registered_at is None:
+                continue
+            if life.protected is None or record is None or record.state != "running":
+                continue
+            wanted = not self._idle_for(record, now, self._protection_grace_s)
+            if wanted == life.protected:
+                continue
+            self._autoscaling.set_instance_protection(
+                AutoScalingGroupName=self._group_name,
+                InstanceIds=[life.instance_id],
+                ProtectedFromScaleIn=wanted,
+            )
+            life.protected = wanted
+            if wanted:
+                life.protection_restored += 1
+                restored.append(life.instance_id)
+            else:
+                life.protection_dropped += 1
+                dropped.append(life.instance_id)
+        if not dropped and not restored:
+            return
+        changes = []
+        if dropped:
+            changes.append(
+                f"off for {len(dropped)} idle {self._protection_grace_s:g} s ({', '.join(dropped)})"
+            )
+        if restored:
+            changes.append(f"on for {len(restored)} that took a job ({', '.join(restored)})")
+        members = [life for life in self.alive if life.instance_id in in_group]
+        unprotected = sum(1 for life in members if life.protected is False)
+        self._log(
+            now,
+            f"scale-in protection (SetInstanceProtection): {'; '.join(changes)}; "
+            f"{unprotected} of {len(members)} in the group unprotected",
+        )
 
     def _launched(self, instance_id: str, now: float) -> InstanceLife:
         taken = self.warm_pool.take(now) if self.warm_pool is not None else None
@@ -176,10 +251,15 @@ class EmulatedFleet:
             )
 
     def _idled_out(self, record: Any, now: float) -> bool:
+        return self._idle_for(record, now, self._idle_period_s)
+
+    @staticmethod
+    def _idle_for(record: Any, now: float, seconds: float) -> bool:
+        """All the instance's agents have been idle for ``seconds`` (none runs a job)."""
         return (
             record.state == "running"
             and record.idle_since is not None
-            and now - record.idle_since >= self._idle_period_s
+            and now - record.idle_since >= seconds
         )
 
     def _terminate_itself(self, life: InstanceLife, now: float) -> None:
@@ -197,8 +277,17 @@ class EmulatedFleet:
 
     def _removed_by_group(self, life: InstanceLife, record: Any, now: float) -> None:
         if record is not None and record.state == "running":
+            if life.unprotected_when_removed is None:
+                life.unprotected_when_removed = life.protected is False
             self._control.stop_instance(life.instance_id)
-            self._log(now, f"{life.instance_id} removed by the group: agents stopping gracefully")
+            busy = record.busy_agents
+            self._log(
+                now,
+                f"{life.instance_id} removed by the group "
+                f"({'unprotected' if life.protected is False else 'protected'} from scale-in): "
+                "terminating lifecycle hook, agents stopping gracefully"
+                + (f" ({busy} finishing a job first)" if busy else ""),
+            )
             record = self._control.instance(life.instance_id)
         if record is None or record.state == "gone":
             self._left(life, now, REMOVED_BY_GROUP)
