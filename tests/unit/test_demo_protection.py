@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from tools.demo.fleet import PROTECTION_GRACE_S, REMOVED_BY_GROUP, EmulatedFleet
+from tools.demo.fleet import PROTECTION_GRACE_S, REMOVED_BY_GROUP, EmulatedFleet, InstanceLife
+from tools.demo.replay import Decision, ReplayResult
+from tools.demo.report import summarize, summary_lines
 
 GROUP = "demo-group"
 BOOT_S = 40.0
@@ -242,6 +245,7 @@ def test_a_drained_unprotected_instance_goes_through_the_terminating_hook(
     life = fleet.lives[drained]
     assert control.stopped == [drained]
     assert life.alive, "it leaves only once its job finished"
+    assert life.removed_by_group
     assert life.unprotected_when_removed is True
     assert any(
         "removed by the group (unprotected from scale-in)" in line and "finishing a job" in line
@@ -252,3 +256,44 @@ def test_a_drained_unprotected_instance_goes_through_the_terminating_hook(
     assert life.how_left == REMOVED_BY_GROUP
     assert set(protection_in_moto(autoscaling)) == {kept}
     assert fleet.group.desired_capacity == 1
+
+
+def test_the_summary_counts_protection_changes_and_drains() -> None:
+    never_drained = InstanceLife("i-a", 0.0, protection_dropped=2, protection_restored=1)
+    drained_unprotected = InstanceLife(
+        "i-b", 0.0, protection_dropped=1, removed_by_group=True, unprotected_when_removed=True
+    )
+    drained_protected = InstanceLife(
+        "i-c", 0.0, removed_by_group=True, unprotected_when_removed=False
+    )
+    result = ReplayResult(
+        decisions=[
+            Decision(60.0, "scale out", ("need 2",), 0, 2),
+            Decision(
+                300.0,
+                "no change",
+                (
+                    "target 0",
+                    "demand peaked at 0 instances in the last 1m30s (ScaleInDemandWindow): "
+                    "drain 1 surplus instance (oldest first: i-b) through the terminating hook",
+                ),
+                2,
+                None,
+            ),
+        ],
+        ended_at=600.0,
+    )
+    summary = summarize(
+        [], [never_drained, drained_unprotected, drained_protected], result, submitted=0
+    )
+    assert (summary.protection_set_off, summary.protection_set_on) == (3, 1)
+    assert (summary.drained, summary.drained_unprotected) == (2, 1)
+    assert summary.idle_tail_drains == 1
+    lines = summary_lines(summary, 1.0, Path("t.png"), Path("s.log"))
+    assert any("1 idle-tail drain(s) (ScaleInDemandWindow)" in line for line in lines)
+    [protection] = [line for line in lines if line.lstrip().startswith("scale-in")]
+    assert "protection set off 3 time(s)" in protection
+    assert "back on 1 (took a job)" in protection
+    assert "2 instance(s) drained by the scaler through the terminating hook (1 unprotected)" in (
+        protection
+    )

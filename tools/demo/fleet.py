@@ -65,6 +65,8 @@ class InstanceLife:
     protection_dropped: int = 0
     protection_restored: int = 0
     unprotected_when_removed: bool | None = None
+    # The group removed it (a drain by the scaler): it went through the terminating hook.
+    removed_by_group: bool = False
 
     @property
     def alive(self) -> bool:
@@ -276,9 +278,10 @@ class EmulatedFleet:
         self._left(life, now, IDLE_OUT)
 
     def _removed_by_group(self, life: InstanceLife, record: Any, now: float) -> None:
+        if not life.removed_by_group:
+            life.removed_by_group = True
+            life.unprotected_when_removed = life.protected is False
         if record is not None and record.state == "running":
-            if life.unprotected_when_removed is None:
-                life.unprotected_when_removed = life.protected is False
             self._control.stop_instance(life.instance_id)
             busy = record.busy_agents
             self._log(

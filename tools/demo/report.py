@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from tools.buildkite_emulator import JobRecord
-from tools.demo.fleet import COLD, RESUMED, RETURNED_TO_POOL, WARMING, InstanceLife
+from tools.demo.fleet import (
+    COLD,
+    PROTECTION_GRACE_S,
+    RESUMED,
+    RETURNED_TO_POOL,
+    WARMING,
+    InstanceLife,
+)
 from tools.demo.replay import Decision, ReplayResult, Sample, format_clock
 from tools.demo.stacks import Deployment
 from tools.demo.warm_pool import WarmPoolEmulation
@@ -22,6 +29,8 @@ WIDTHS = (5, 9, 7, 11, 7)
 WARM_HEADER = "warm pool"
 WARM_WIDTH = 9
 HEARTBEAT_S = 60.0
+# How the scaler's idle-tail rule (rule 7) words a drain in its reasons.
+IDLE_TAIL_DRAIN = "(ScaleInDemandWindow): drain"
 
 
 def terminal_width(stream: Any) -> int | None:
@@ -136,6 +145,14 @@ class Summary:
     virtual_duration_s: float
     settled: bool
     warm_pool: WarmPoolSummary | None = None
+    # Scale-in protection as the instances' lifecycle handler set it (SetInstanceProtection).
+    protection_set_off: int = 0
+    protection_set_on: int = 0
+    # Instances the scaler drained (through the terminating hook), of them unprotected ones,
+    # and the evaluations whose idle-tail rule (ScaleInDemandWindow) drained any.
+    drained: int = 0
+    drained_unprotected: int = 0
+    idle_tail_drains: int = 0
 
     @property
     def succeeded(self) -> bool:
@@ -173,6 +190,15 @@ def summarize(
         virtual_duration_s=end,
         settled=result.settled,
         warm_pool=None if pool is None else _warm_pool_summary(pool, lives, result, cold_boot_s),
+        protection_set_off=sum(life.protection_dropped for life in lives),
+        protection_set_on=sum(life.protection_restored for life in lives),
+        drained=sum(1 for life in lives if life.removed_by_group),
+        drained_unprotected=sum(1 for life in lives if life.unprotected_when_removed),
+        idle_tail_drains=sum(
+            1
+            for decision in result.decisions
+            if any(IDLE_TAIL_DRAIN in reason for reason in decision.reasons)
+        ),
     )
 
 
@@ -209,7 +235,12 @@ def summary_lines(summary: Summary, wall_s: float, plot: Path, scaler_log: Path)
         f"{summary.peak_desired_capacity}, {summary.instance_minutes:.1f} instance-minutes, "
         f"desired capacity at the end {summary.final_desired_capacity}",
         f"  scaler      {summary.invocations} invocations, {summary.evaluations} evaluations, "
-        f"{summary.scale_outs} scale-outs",
+        f"{summary.scale_outs} scale-outs, {summary.idle_tail_drains} idle-tail drain(s) "
+        "(ScaleInDemandWindow)",
+        f"  scale-in    protection set off {summary.protection_set_off} time(s) (all agents idle "
+        f"{PROTECTION_GRACE_S:g} s), back on {summary.protection_set_on} (took a job); "
+        f"{summary.drained} instance(s) drained by the scaler through the terminating hook "
+        f"({summary.drained_unprotected} unprotected)",
         *_warm_pool_lines(summary.warm_pool),
         f"  timeline    {plot}",
         f"  scaler log  {scaler_log}",
