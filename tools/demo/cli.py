@@ -10,7 +10,11 @@ are created in moto's CloudFormation (the demo names each resource moto cannot c
 it created instead); then the workload is replayed on a virtual clock: jobs enter the
 emulator's queue, the real agent_scaler code is invoked every virtual minute, instances that moto
 reports InService connect their agents after a boot delay, agents run jobs, idle out after
-ScaleInIdlePeriod and terminate their instance through the Auto Scaling API. A live table shows
+ScaleInIdlePeriod and terminate their instance through the Auto Scaling API. As the instance's
+lifecycle handler does, an instance whose agents have been idle 30 s drops its scale-in
+protection (SetInstanceProtection in moto) and takes it back when an agent takes a job: the
+scaler's idle-tail rule drains only unprotected instances, through the terminating lifecycle
+hook (a running job finishes first). A live table shows
 the fleet; the end shows a summary, the path of a timeline PNG and the status screen
 (``tools.status``). Times (durations, boot delay, idle period) are virtual seconds; --speed says
 how many pass per wall-clock second.
@@ -98,7 +102,8 @@ what it does:
   2. creates nested/network.yaml, nested/storage.yaml and nested/fleet.yaml in moto's
      CloudFormation, naming each resource moto cannot create and what it created instead
   3. replays the workload: the real agent_scaler code runs every virtual minute against moto and
-     the emulator; instances boot, run jobs, idle out and terminate themselves
+     the emulator; instances boot, run jobs, idle out and terminate themselves; idle 30 s,
+     an instance drops its scale-in protection (SetInstanceProtection), as its handler does
   4. prints a live table, a summary and the timeline PNG's path (in --output-dir, with the
      scaler's log and its environment as env.json)
   5. ends with python -m tools.status for the demo's fleet stack (the scaler's log shipped to
