@@ -41,11 +41,15 @@ Rules (parameter names are the reference stack's):
    an agent's own idle timer rarely fires on a large fleet: jobs go to whichever idle agent polls
    first, so every agent takes one now and then. So the fleet as a whole keeps what demand wanted
    (the target of rules 1-3) at its peak over the last ``ScaleInDemandWindow`` seconds and lets
-   the rest go: in-service instances above that peak are drained, oldest first, at most as many
-   as the in-service instances that no busy agent can be on. Only when ``drains_wait_for_jobs``
-   (the group's terminating lifecycle hook lets a job that is running, or starts in the race
-   window, finish before the instance goes); without the hook only rule 5 drains. Independent of
-   ``DisableScaleIn``, which governs rule 5. A window of 0 turns the rule off; until the demand
+   the rest go: in-service instances above that peak are drained, oldest first. Only instances
+   that report themselves idle are candidates: an instance's lifecycle handler keeps it
+   protected from scale-in while an agent on it runs a job (or finished one moments ago), so an
+   unprotected instance has no job and a drain never has to outwait one (a job running past
+   InstanceTerminationGracePeriod would be cancelled). At most as many as the in-service
+   instances no busy agent can be on. Only when ``drains_wait_for_jobs`` (the group's
+   terminating lifecycle hook lets a job that starts in the race window finish before the
+   instance goes); without the hook only rule 5 drains. Independent of ``DisableScaleIn``,
+   which governs rule 5. A window of 0 turns the rule off; until the demand
    history covers a whole window (a new scaler, a lost tag) nothing is drained by this rule.
 8. Warm pool. With ``size_warm_pool`` the pool's MaxGroupPreparedCapacity follows demand: the
    peak over ``WARM_POOL_WINDOW_FACTOR`` windows, never below desired capacity nor above MaxSize.
@@ -538,21 +542,22 @@ def _drain_idle_tail(
             f"(ScaleInDemandWindow): keeping desired capacity {current}"
         )
         return replace(decision, reasons=tuple(reasons))
-    in_service = sorted(group.in_service, key=_age_order)
+    in_service = group.in_service
     not_busy = len(in_service) - min(observation.metrics.busy_agents, len(in_service))
-    drained = tuple(i.instance_id for i in in_service[: min(current - kept, not_busy)])
+    idle = sorted((i for i in in_service if not i.protected_from_scale_in), key=_age_order)
+    drained = tuple(i.instance_id for i in idle[: min(current - kept, not_busy)])
     if not drained:
         reasons.append(
             f"demand peaked at {_count(kept, 'instance')} in the last {_seconds(window)}, "
-            f"{current - kept} fewer than desired, but no in-service instance is free of busy "
-            "agents: nothing to drain yet"
+            f"{current - kept} fewer than desired, but no in-service instance reports itself "
+            "idle (unprotected from scale-in) while free of busy agents: nothing to drain yet"
         )
         return replace(decision, reasons=tuple(reasons))
     reasons.append(
         f"demand peaked at {_count(kept, 'instance')} in the last {_seconds(window)} "
-        f"(ScaleInDemandWindow): drain {_count(len(drained), 'surplus instance')} (oldest "
-        f"first: {', '.join(drained)}) through the terminating lifecycle hook, so a job that is "
-        f"running finishes first; desired capacity {current} -> {current - len(drained)}"
+        f"(ScaleInDemandWindow): drain {_count(len(drained), 'idle surplus instance')} "
+        f"(reporting idle, oldest first: {', '.join(drained)}) through the terminating "
+        f"lifecycle hook; desired capacity {current} -> {current - len(drained)}"
     )
     return replace(decision, drain_instance_ids=drained, reasons=tuple(reasons))
 

@@ -403,7 +403,14 @@ def test_the_idle_tail_above_the_demand_window_is_drained_through_the_hook(
     instance_ids = fleet.set_desired(4)
     for instance_id in instance_ids:
         control.register_instance(instance_id, QUEUE)
-    control.enqueue_jobs(QUEUE, count=1, duration_s=600)
+    (job_id,) = control.enqueue_jobs(QUEUE, count=1, duration_s=600)
+    busy_instance = control.job(job_id).instance_id
+    # Each instance's lifecycle handler reports its agent: protected while busy, not when idle.
+    idle_instances = [i for i in instance_ids if i != busy_instance]
+    for reported, protected in (([busy_instance], True), (idle_instances, False)):
+        fleet.autoscaling.set_instance_protection(
+            InstanceIds=reported, AutoScalingGroupName=GROUP, ProtectedFromScaleIn=protected
+        )
     # The scheduled scaler has seen demand of at most 1 instance over the whole window.
     now = time.time()
     length = demand.bucket_seconds(600)
@@ -424,8 +431,9 @@ def test_the_idle_tail_above_the_demand_window_is_drained_through_the_hook(
 
     (evaluation,) = evaluations(scaler_log)
     drained = evaluation["decision"]["drain_instance_ids"]
-    assert len(drained) == 3  # keeps 1; 3 of the 4 instances carry no busy agent
+    assert sorted(drained) == sorted(idle_instances)  # keeps 1: the one running the job
     assert fleet.desired() == 1
+    assert fleet.instance_ids() == [busy_instance]
     assert "through the terminating lifecycle hook" in " ".join(evaluation["reasons"])
     stored = state_from_tags(group_tags(fleet), time.time()).state.demand_peaks
     assert demand.peak(stored, time.time(), 600, 600) == 1

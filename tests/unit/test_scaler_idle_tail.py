@@ -42,9 +42,21 @@ def metrics(
     )
 
 
-def group(desired: int, *, min_size: int = 0, max_size: int = 20, pool: WarmPool | None = None):
+def group(
+    desired: int,
+    *,
+    min_size: int = 0,
+    max_size: int = 20,
+    pool: WarmPool | None = None,
+    busy: int = 0,
+):
+    """``desired`` in-service instances, oldest first; the ``busy`` oldest are protected from
+    scale-in (their handler reports a job), the others report themselves idle."""
     instances = tuple(
-        Instance(f"i-{n:03d}", IN_SERVICE, launched_at=NOW - 3000 + n) for n in range(desired)
+        Instance(
+            f"i-{n:03d}", IN_SERVICE, launched_at=NOW - 3000 + n, protected_from_scale_in=n < busy
+        )
+        for n in range(desired)
     )
     return GroupObservation("fleet", desired, min_size, max_size, instances, pool)
 
@@ -104,6 +116,16 @@ def test_keeps_the_peak_of_the_window_even_when_the_queue_is_empty_now() -> None
     decision = run(metrics(idle=10), group(10), ScalerState(demand_peaks=peaks))
     assert len(decision.drain_instance_ids) == 1
     assert any("demand peaked at 9 instances" in r for r in decision.reasons)
+
+
+def test_drains_only_instances_that_report_themselves_idle() -> None:
+    state = ScalerState(demand_peaks=full_history(1))
+    decision = run(metrics(running=3, idle=5, busy=3), group(8, busy=3), state)
+    # Keeps 3 (the busy floor); of the 5 surplus, the 3 oldest are protected: never chosen.
+    assert decision.drain_instance_ids == ("i-003", "i-004", "i-005", "i-006", "i-007")
+    all_busy = run(metrics(idle=6), group(6, busy=6), state)
+    assert all_busy.drain_instance_ids == ()
+    assert any("no in-service instance reports itself idle" in r for r in all_busy.reasons)
 
 
 def test_never_drains_instances_busy_agents_may_be_on() -> None:
@@ -213,6 +235,7 @@ def scenarios(draw: st.DrawFn):
             f"i-{n:03d}",
             "Pending" if n < pending else IN_SERVICE,
             launched_at=draw(st.none() | st.floats(min_value=NOW - 7200, max_value=NOW)),
+            protected_from_scale_in=draw(st.booleans()),
         )
         for n in range(desired)
     )
@@ -271,6 +294,15 @@ def test_never_lowers_capacity_below_the_instances_busy_agents_may_be_on(scenari
     # The drained instances are in service and none of them can be one a busy agent is on.
     assert set(decision.drain_instance_ids) <= in_service(observation)
     assert len(decision.drain_instance_ids) <= len(in_service(observation)) - busy_floor
+
+
+@given(scenarios())
+def test_the_idle_tail_never_drains_an_instance_that_reports_a_job(scenario) -> None:
+    observation, config, state = scenario
+    config = replace(config, disable_scale_in=True)  # rule 7 alone
+    decision = decide(observation, config, state, NOW)
+    protected = {i.instance_id for i in observation.group.instances if i.protected_from_scale_in}
+    assert not protected & set(decision.drain_instance_ids)
 
 
 @given(scenarios())

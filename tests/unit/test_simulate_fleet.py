@@ -192,3 +192,21 @@ def test_desired_capacity_outside_the_bounds_is_rejected() -> None:
     _, fleet = make_fleet(MaxSize=3)
     with pytest.raises(FleetError, match=r"outside \[0, 3\]"):
         fleet.set_desired_capacity(4)
+
+
+def test_an_instance_reports_itself_idle_only_30_s_after_its_last_job() -> None:
+    # Booted at 60 s; a job 70-170 s. The handler model: idle once nothing ran for 30 s.
+    engine, fleet = make_fleet()
+    fleet.set_desired_capacity(1)
+    instance = only_instance(fleet)
+    submit_at(engine, fleet, 70.0, 100.0)
+    run_to(engine, 60.0)
+    assert not instance.reports_idle(60.0)  # agents just registered
+    run_to(engine, 69.0)
+    assert not instance.reports_idle(69.0)
+    run_to(engine, 120.0)
+    assert not instance.reports_idle(120.0)  # running a job
+    run_to(engine, 199.0)
+    assert not instance.reports_idle(199.0)  # finished 29 s ago
+    run_to(engine, 200.0)
+    assert instance.reports_idle(200.0)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tools.simulate import prices
 from tools.simulate.config import describe_settings, policy_defaults
+from tools.simulate.fleet import REPORT_IDLE_AFTER_S
 from tools.simulate.lambda_cost import PUSH_HANDLER, SCHEDULED_HANDLER, project_sizing
 from tools.simulate.traces import SHAPES
 
@@ -808,7 +809,9 @@ def _model(data: BenchData, lines: list[str]) -> None:
         f"{project.evaluation_duration_s:g} s at {project.push_lambda_memory_mb:.0f} MB "
         f"({push.source}); with the push trigger on, the scheduled function evaluates once per "
         f"invocation (no loop), billed {project.evaluation_duration_s:g} s. Scale-out only "
-        "upwards; drains (rules 5 and 7) through the lifecycle hook; the warm pool's "
+        "upwards; drains (rules 5 and 7) through the lifecycle hook, rule 7 only of instances "
+        "their lifecycle handler reports idle (unprotected from scale-in once no job has run on "
+        f"them for {REPORT_IDLE_AFTER_S:g} s); the warm pool's "
         "MaxGroupPreparedCapacity set when rule 8 changes it; the demand history "
         "(ScalerState) carried between scheduled evaluations, never written by push ones."
     )

@@ -62,6 +62,9 @@ READY_WARM_STATES = (WARMED_STOPPED, WARMED_HIBERNATED)
 # The agent process on an instance.
 AGENT_BOOTING = "booting"
 AGENT_RUNNING = "running"
+# The project's lifecycle handler unprotects an instance once its agents have been idle this
+# long (packer/conf/bin/bk-lifecycle-handler), and protects it again when a job starts.
+REPORT_IDLE_AFTER_S = 30.0
 AGENT_STOPPING = "stopping"  # takes no new jobs; running jobs finish
 AGENT_STOPPED = "stopped"
 
@@ -104,6 +107,17 @@ class Instance:
     running_seconds: float = 0.0
     life: int = 0  # counts starts: callbacks of an earlier start do nothing
     resumes: int = 0
+    last_active_at: float | None = None  # agents registered, or a job last ended
+
+    def reports_idle(self, now: float) -> bool:
+        """Whether the instance's lifecycle handler reports it idle (not protected from
+        scale-in): agents running, none busy, for REPORT_IDLE_AFTER_S seconds."""
+        return (
+            self.agent_state == AGENT_RUNNING
+            and self.busy_agents == 0
+            and self.last_active_at is not None
+            and now - self.last_active_at >= REPORT_IDLE_AFTER_S
+        )
 
     def start_running(self, now: float) -> None:
         if self.running_since is None:
@@ -235,6 +249,7 @@ class Fleet:
         if instance.slots[slot] is not job or job.attempts != attempt:
             return  # this attempt was interrupted; the job went back to the queue
         instance.slots[slot] = None
+        instance.last_active_at = self.engine.now
         job.finished_at = self.engine.now
         self.finished_jobs.append(job)
         if instance.agent_state == AGENT_RUNNING:
@@ -350,6 +365,7 @@ class Fleet:
         if instance.life != life or instance.agent_state != AGENT_BOOTING:
             return  # terminated while booting
         instance.agent_state = AGENT_RUNNING
+        instance.last_active_at = self.engine.now
         self._dispatch()
         self._arm_idle_timer(instance)
 

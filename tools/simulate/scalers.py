@@ -200,7 +200,8 @@ class ProjectScaler:
                 instance_id=instance.instance_id,
                 lifecycle_state=instance.lifecycle_state,
                 launched_at=instance.launched_at if with_launch_times else None,
-                protected_from_scale_in=instance.protected_from_scale_in,
+                # The project's instances report themselves idle through their protection.
+                protected_from_scale_in=not instance.reports_idle(now),
             )
             for instance in fleet.instances.values()
         )
