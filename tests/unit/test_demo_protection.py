@@ -275,7 +275,8 @@ def test_the_summary_counts_protection_changes_and_drains() -> None:
                 (
                     "target 0",
                     "demand peaked at 0 instances in the last 1m30s (ScaleInDemandWindow): "
-                    "drain 1 surplus instance (oldest first: i-b) through the terminating hook",
+                    "drain 1 idle surplus instance (reporting idle, oldest first: i-b) through "
+                    "the terminating lifecycle hook; desired capacity 2 -> 1",
                 ),
                 2,
                 None,

@@ -35,8 +35,9 @@ from tools.demo.warm_pool import PoolSettings, WarmPoolEmulation
 IDLE_OUT = "idle: terminated itself"
 REMOVED_BY_GROUP = "removed by the group: agents stopped gracefully"
 RETURNED_TO_POOL = "returned to the warm pool (ReuseOnScaleIn)"
-# The on-instance lifecycle handler's grace: an instance whose agents have all been idle this
-# long (virtual seconds) is no longer protected from scale-in.
+# The on-instance lifecycle handler's grace (packer/conf/bin/bk-lifecycle-handler; the
+# simulator's REPORT_IDLE_AFTER_S): an instance whose agents have all been idle this long
+# (virtual seconds) is no longer protected from scale-in.
 PROTECTION_GRACE_S = 30.0
 COLD = "cold"
 RESUMED = "resumed"
