@@ -57,13 +57,14 @@ build: setup
 
 # The whole control loop on an emulated account: the real templates in moto, the real scaler
 # handler, the Buildkite API emulator, a compressed workload (see python -m tools.demo --help).
-# Two runs of the same workload: the default fleet, then a warm pool fleet (EnableWarmPool) whose
-# report compares its job waits with the first run's. About a minute each.
+# Two runs of the same workload: the default fleet, then a warm pool fleet (EnableWarmPool,
+# WarmPoolMinSize 3: the workload opens with a burst, and a scaler-sized pool starts at its
+# minimum) whose report compares its job waits with the first run's. About a minute each.
 DEMO_DIR := build/demo
 demo: build
 	$(BIN)/python -m tools.demo --output-dir $(DEMO_DIR)/default \
 		--summary-json $(DEMO_DIR)/default/summary.json
-	$(BIN)/python -m tools.demo --warm-pool --output-dir $(DEMO_DIR)/warm-pool \
+	$(BIN)/python -m tools.demo --warm-pool --warm-pool-min-size 3 --output-dir $(DEMO_DIR)/warm-pool \
 		--summary-json $(DEMO_DIR)/warm-pool/summary.json \
 		--compare-with $(DEMO_DIR)/default/summary.json
 
