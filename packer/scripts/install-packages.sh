@@ -23,6 +23,8 @@ packages=(
   mdadm
   nvme-cli
   pigz
+  # pgrep: bk-lifecycle-handler tells a busy agent by its job processes.
+  procps-ng
   python3
   python3-pip
   rsyslog
@@ -37,7 +39,7 @@ dnf clean all
 systemctl enable docker.service rsyslog.service amazon-ssm-agent.service
 PATH="$PATH:/opt/aws/bin"
 for command in aws cfn-signal docker git jq amazon-cloudwatch-agent-ctl curl dig lsof make wget \
-  zip unzip pigz mdadm nvme gcc python3 pip3 docker-credential-ecr-login; do
+  zip unzip pigz mdadm nvme gcc python3 pip3 docker-credential-ecr-login pgrep; do
   command -v "$command" >/dev/null || {
     printf 'missing %s after installing packages\n' "$command" >&2
     exit 1

@@ -393,6 +393,16 @@ def test_the_image_has_the_tools_the_reference_stack_has():
     assert "git lfs version" in (SCRIPTS_DIR / "install-git-lfs.sh").read_text(encoding="utf-8")
 
 
+def test_the_image_checks_for_pgrep_which_the_lifecycle_handler_needs():
+    """bk-lifecycle-handler sees a running job as a child of the agent's process (pgrep)."""
+    handler = (CONF_DIR / "bin" / "bk-lifecycle-handler").read_text(encoding="utf-8")
+    assert "pgrep --parent" in handler
+    packages = (SCRIPTS_DIR / "install-packages.sh").read_text(encoding="utf-8")
+    (checked,) = re.findall(r"for command in ([^;]+); do", packages.replace("\\\n", " "))
+    assert "pgrep" in checked.split()
+    assert re.search(r"^\s+procps-ng$", packages, re.M)
+
+
 def test_qemu_binfmt_runs_the_pinned_image_after_docker_starts():
     unit = (CONF_DIR / "systemd" / "bk-docker-binfmt.service").read_text(encoding="utf-8")
     assert "EnvironmentFile=/etc/bk-docker-binfmt.env" in unit

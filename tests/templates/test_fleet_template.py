@@ -426,6 +426,7 @@ def test_instance_role_is_scoped_to_this_stack(fleet):
         "autoscaling:CompleteLifecycleAction",
         "autoscaling:RecordLifecycleActionHeartbeat",
         "autoscaling:SetInstanceHealth",
+        "autoscaling:SetInstanceProtection",
         "autoscaling:TerminateInstanceInAutoScalingGroup",
     }
     assert by_sid["OwnGroup"]["Resource"] == (
@@ -448,6 +449,18 @@ def test_instance_role_is_scoped_to_this_stack(fleet):
     assert unscoped == {"SsmAgent", "DescribeOwnInstance", "EcrLogin"}
     assert not any("*" in actions(s) for s in by_sid.values())
     assert not any(a.startswith("ssm:GetParameter") for a in actions(by_sid["SsmAgent"]))
+
+
+def test_instances_may_report_their_scale_in_protection_in_their_own_group_only(fleet):
+    """bk-lifecycle-handler protects a busy instance so the scaler's drains pick idle ones."""
+    policies = [{"Statement": list(statements(rendered(fleet)).values())}]
+    own = (
+        "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:0f1e:"
+        "autoScalingGroupName/test-stack-AgentAutoScaleGroup-ABC"
+    )
+    other = own.replace("test-stack-", "other-stack-")
+    assert allows(policies, Request("autoscaling:SetInstanceProtection", own))
+    assert not allows(policies, Request("autoscaling:SetInstanceProtection", other))
 
 
 # --- instance logs (defect 9) ------------------------------------------------------------------

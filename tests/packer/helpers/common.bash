@@ -7,7 +7,7 @@ REPO_ROOT="$(cd "$HELPERS_DIR/../../.." && pwd)"
 BIN_DIR="$REPO_ROOT/packer/conf/bin"
 HOOKS_DIR="$REPO_ROOT/packer/conf/buildkite-agent/hooks"
 FAKED_COMMANDS=(aws curl systemctl cfn-signal buildkite-agent docker chown sleep date df
-  amazon-cloudwatch-agent-ctl git visudo)
+  amazon-cloudwatch-agent-ctl git visudo pgrep)
 START_CLOCK=1700000000
 INSTANCE_ID=i-0123456789abcdef0
 
