@@ -10,23 +10,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tools.simulate import bench
-from tools.simulate.bench_report import (
+from tools.simulate.bench_report import check_row, obstacle, result_row, write_report
+from tools.simulate.bench_targets import (
     PROJECT_POLL,
     PROJECT_PUSH,
     PROJECT_WARM,
     REFERENCE,
     Aggregate,
     BenchData,
-    check_row,
     defaults_checks,
-    obstacle,
     pareto_front,
     push_checks,
-    result_row,
     target_checks,
     wait_limit,
     warm_pool_checks,
-    write_report,
 )
 
 BASE = Aggregate(

@@ -28,7 +28,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.simulate.bench_report import Aggregate, BenchData, write_report
+from tools.simulate.bench_report import write_report
+from tools.simulate.bench_targets import Aggregate, BenchData
 from tools.simulate.config import build_config
 from tools.simulate.lambda_cost import REPO_ROOT
 from tools.simulate.runner import simulate
