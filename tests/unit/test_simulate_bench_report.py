@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from tools.simulate import bench
 from tools.simulate.bench_report import check_row, obstacle, result_row, write_report
 from tools.simulate.bench_targets import (
+    IDLE_TAIL_OFF,
     PROJECT_POLL,
     PROJECT_PUSH,
     PROJECT_WARM,
@@ -145,6 +146,26 @@ def test_a_missed_cost_target_names_the_ebs_of_the_pool_with_numbers() -> None:
     assert "$1.45 against $1.12" in text
     assert "EBS +0.33 $" in text
     assert "40 instances went back into the pool and 30 came out of it" in text
+
+
+def test_a_missed_wait_of_the_defaults_shows_what_the_idle_tail_trades_for_it() -> None:
+    data = _data()
+    slow = replace(BASE, wait_mean=15.0, wait_p95=80.0, cost_compute=0.7)
+    fast = replace(BASE, wait_mean=9.0, wait_p95=40.0, cost_compute=0.9)
+    aggregates = {
+        **data.aggregates,
+        ("main", "office-hours", PROJECT_POLL): slow,
+        ("sweep", "office-hours", "defaults"): slow,
+        ("sweep", "office-hours", IDLE_TAIL_OFF): fast,
+    }
+    data = replace(data, aggregates=aggregates, sweep_labels=("defaults", IDLE_TAIL_OFF))
+    (mean,) = [c for c in target_checks(data) if c.configuration == "defaults" and not c.held
+               and c.target == "mean wait"]  # fmt: skip
+    text = obstacle(data, mean)
+    assert "15.0 s (0.75x) at 0.88x the reference's cost with it" in text
+    assert "9.0 s (0.45x) at 1.06x the reference's cost with ScaleInDemandWindow 0" in text
+    # Without the variant in the sweep there is nothing to compare with.
+    assert "idle tail" not in obstacle(replace(data, sweep_labels=("defaults",)), mean)
 
 
 def test_the_report_has_the_target_table_dollars_prices_and_the_frontier(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.simulate.bench_report import write_report
-from tools.simulate.bench_targets import Aggregate, BenchData
+from tools.simulate.bench_targets import IDLE_TAIL_OFF, Aggregate, BenchData
 from tools.simulate.config import build_config
 from tools.simulate.lambda_cost import REPO_ROOT
 from tools.simulate.runner import simulate
@@ -54,7 +54,7 @@ MAIN_RUNS: tuple[tuple[str, str, str, dict[str, object]], ...] = (
 )
 SWEEP: tuple[tuple[str, dict[str, object]], ...] = (
     ("defaults", {}),
-    ("ScaleInDemandWindow 0 (rule 7 off)", {"ScaleInDemandWindow": 0}),
+    (IDLE_TAIL_OFF, {"ScaleInDemandWindow": 0}),
     ("ScaleInDemandWindow 300", {"ScaleInDemandWindow": 300}),
     ("ScaleInDemandWindow 1200", {"ScaleInDemandWindow": 1200}),
     ("ScaleInIdlePeriod 300", {"ScaleInIdlePeriod": 300}),

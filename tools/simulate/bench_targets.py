@@ -13,6 +13,8 @@ PROJECT_POLL = "project (poll)"
 PROJECT_PUSH = "project (push)"
 PROJECT_WARM = "project (warm pool)"
 MAIN_LABELS = (REFERENCE, PROJECT_POLL, PROJECT_PUSH, PROJECT_WARM)
+# The sweep variant the report compares the defaults' waits with.
+IDLE_TAIL_OFF = "ScaleInDemandWindow 0 (rule 7 off)"
 # The issue's targets: defaults' waits where the reference's cooldown binds, and elsewhere.
 DEFAULT_WAIT_FACTOR = 0.6
 DEFAULT_WAIT_FACTOR_BY_SHAPE = {"monorepo-bursts": 1.0}
