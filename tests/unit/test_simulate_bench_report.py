@@ -164,6 +164,9 @@ def test_a_missed_wait_of_the_defaults_shows_what_the_idle_tail_trades_for_it() 
     text = obstacle(data, mean)
     assert "15.0 s (0.75x) at 0.88x the reference's cost with it" in text
     assert "9.0 s (0.45x) at 1.06x the reference's cost with ScaleInDemandWindow 0" in text
+    assert text.count("trades this wait for dollars") == 1
+    same = {**aggregates, ("sweep", "office-hours", IDLE_TAIL_OFF): slow}
+    assert "is not what costs this wait" in obstacle(replace(data, aggregates=same), mean)
     # Without the variant in the sweep there is nothing to compare with.
     assert "idle tail" not in obstacle(replace(data, sweep_labels=("defaults",)), mean)
 

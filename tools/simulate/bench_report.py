@@ -399,11 +399,15 @@ def _idle_tail_trade(data: BenchData, check: TargetCheck) -> str:
             f"{ratio(point.cost_total, reference.cost_total)} the reference's cost"
         )
 
+    compared = (
+        f"over seeds {_seeds(data.sweep_seeds)} the {check.target} is {described(on)} with it "
+        f"and {described(off)} with ScaleInDemandWindow 0"
+    )
+    if getattr(on, attribute) <= getattr(off, attribute):
+        return f" The idle tail (rule 7) is not what costs this wait: {compared}."
     return (
-        f" The idle tail (rule 7) trades this wait for dollars: over seeds "
-        f"{_seeds(data.sweep_seeds)} the {check.target} is {described(on)} with it and "
-        f"{described(off)} with ScaleInDemandWindow 0; it drains capacity above the peak demand "
-        "of the window, and a later burst above that peak waits for a boot."
+        f" The idle tail (rule 7) trades this wait for dollars: {compared}; it drains capacity "
+        "above the peak demand of the window, and a later burst above that peak waits for a boot."
     )
 
 
