@@ -102,13 +102,15 @@ def run_scheduled(
     *,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
+    wall_clock: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
-    """The scheduled invocation's work, with the loop's clock and sleep as parameters."""
+    """The scheduled invocation's work, with the loop's clock and sleep as parameters, and the
+    epoch clock the scaler reads (cooldowns, the demand window; the demo runs it virtually)."""
     logger.set_correlation_id(event.get("id") or context.aws_request_id)
     logger.append_keys(trigger="schedule")
     with _failing_loudly():
         settings = settings_from_env(os.environ)
-        scaler = _scaler(settings)
+        scaler = _scaler(settings, wall_clock)
         evaluations = 0
 
         def evaluate() -> float | None:
@@ -165,7 +167,7 @@ def _release(lease: ScheduleLease, holder: str) -> None:
         logger.warning("The schedule lease was no longer ours when this invocation ended")
 
 
-def _scaler(settings: Settings) -> Scaler:
+def _scaler(settings: Settings, wall_clock: Callable[[], float] = time.time) -> Scaler:
     reader = _metrics_reader(
         settings.agent_endpoint, settings.token_parameter, aws_clients.parameter_store()
     )
@@ -175,6 +177,7 @@ def _scaler(settings: Settings) -> Scaler:
         autoscaling=aws_clients.autoscaling(),
         ec2=aws_clients.ec2(),
         logger=logger,
+        wall_clock=wall_clock,
     )
 
 

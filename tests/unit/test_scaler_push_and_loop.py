@@ -257,7 +257,7 @@ def test_the_scheduled_invocation_evaluates_once_when_polling_within_it_is_off(
     else:
         monkeypatch.setenv("POLL_WITHIN_INVOCATION", poll_within_invocation)
     scaler = CountingScaler()
-    monkeypatch.setattr(handler, "_scaler", lambda _settings: scaler)
+    monkeypatch.setattr(handler, "_scaler", lambda _settings, _wall_clock: scaler)
     fake = FakeTime()
 
     result = handler.run_scheduled(

@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
-from unittest import mock
 
 from agent_scaler import handler as scaler_handler
 
@@ -150,7 +149,7 @@ class Replay:
         self._advance_to(0.0)
         next_invocation = 0.0
         self._epoch_start = time.time()
-        with self._scaler_output(), self._virtual_wall_clock():
+        with self._scaler_output():
             while self.now < duration_s:
                 if self.now >= next_invocation:
                     self._invoke_scaler()
@@ -239,8 +238,13 @@ class Replay:
         event = scheduled_event(started)
         try:
             with environment(self._scaler_environment):
+                # The scaler's own clock (cooldowns, the demand window) runs virtual time too.
                 outcome = scaler_handler.run_scheduled(
-                    event, context, clock=lambda: self.now, sleep=self._sleep_after_evaluation
+                    event,
+                    context,
+                    clock=lambda: self.now,
+                    sleep=self._sleep_after_evaluation,
+                    wall_clock=self.epoch_now,
                 )
             self._fleet.step(self.now)
         except Exception as exc:
@@ -259,24 +263,6 @@ class Replay:
     def epoch_now(self) -> float:
         """The virtual clock as epoch seconds (the replay's start is its wall-clock start)."""
         return self._epoch_start + self.now
-
-    @contextlib.contextmanager
-    def _virtual_wall_clock(self) -> Iterator[None]:
-        """The scaler's own clock (cooldowns, the demand window's history) runs virtual time.
-
-        The handler builds its ``Scaler`` with ``time.time``; here each one it builds reads
-        ``epoch_now`` instead, so ScaleInDemandWindow and the cooldowns are virtual seconds like
-        every other time in the demo.
-        """
-        build = scaler_handler._scaler
-
-        def build_on_virtual_time(settings: Any) -> Any:
-            scaler = build(settings)
-            scaler.wall_clock = self.epoch_now
-            return scaler
-
-        with mock.patch.object(scaler_handler, "_scaler", build_on_virtual_time):
-            yield
 
     @contextlib.contextmanager
     def _scaler_output(self) -> Iterator[None]:
