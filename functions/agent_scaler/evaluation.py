@@ -153,16 +153,14 @@ class Scaler:
     def _resize_warm_pool(
         self, decision: Decision, read: asg.GroupRead
     ) -> tuple[Decision, str | None]:
-        """PutWarmPool when the decision's pool size differs from the one read.
+        """PutWarmPool when the decision sizes the pool (the policy does so only on a change).
 
-        Returns the decision as done (no pool change when nothing was changed) and what failed.
+        Returns the decision as done (no pool change when the call failed) and what failed.
         """
         wanted = decision.warm_pool_max_prepared_capacity
         pool = read.group.warm_pool
-        if wanted is None:
+        if wanted is None or pool is None:
             return decision, None
-        if pool is None or pool.max_group_prepared_capacity == wanted:
-            return replace(decision, warm_pool_max_prepared_capacity=None), None
         group_name = self.settings.auto_scaling_group_name
         try:
             asg.put_warm_pool(self.autoscaling, group_name, wanted, pool)

@@ -45,25 +45,21 @@ def plot_timeline(result: SimulationResult, path: Path, title: str | None = None
         linewidth=1.0,
         label=capacity_label,
     )
-    fleet_axis.step(
-        hours,
-        [n * per_instance for n in timeline.instances],
-        where="post",
-        color="tab:orange",
-        linewidth=0.8,
-        linestyle="--",
-        label="instances alive" + (f" (x {per_instance})" if per_instance > 1 else ""),
-    )
+    scaled = f" (x {per_instance})" if per_instance > 1 else ""
+    series = [(timeline.instances, "tab:orange", "--", "instances alive")]
     if any(timeline.warm_instances):
+        series.append(
+            (timeline.warm_instances, "tab:purple", ":", "warm pool (stopped or warming)")
+        )
+    for counts, color, linestyle, label in series:
         fleet_axis.step(
             hours,
-            [n * per_instance for n in timeline.warm_instances],
+            [n * per_instance for n in counts],
             where="post",
-            color="tab:purple",
+            color=color,
             linewidth=0.8,
-            linestyle=":",
-            label="warm pool (stopped or warming)"
-            + (f" (x {per_instance})" if per_instance > 1 else ""),
+            linestyle=linestyle,
+            label=label + scaled,
         )
     fleet_axis.set_ylabel("agents")
     fleet_axis.set_xlabel("hours from trace start")
